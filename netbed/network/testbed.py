@@ -1,0 +1,232 @@
+"""A running emulated network: Mininet built from a validated Topology.
+
+The Testbed is also the one place that starts processes inside hosts and the one place that waits
+for them to be ready, so everything a run starts is known and stopped by the run itself.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from netbed.errors import NetbedError
+from netbed.spec import Node as NodeSpec
+from netbed.spec import Topology
+
+SWITCHES = ("bridge", "ovs")
+
+
+@dataclass
+class Timings:
+    build: float = 0.0
+    stop: float = 0.0
+
+
+@dataclass
+class Testbed:
+    """Builds `topology` with Mininet on enter, tears it down on exit.
+
+    Mininet's node API stays available: `tb.net` is the Mininet object, `tb["h1"]` a Mininet host
+    with `.cmd()` and `.popen()`, and `tb.cli()` opens Mininet's CLI.
+    """
+
+    topology: Topology
+    switch: str = "bridge"
+    timings: Timings = field(default_factory=Timings)
+
+    def __post_init__(self) -> None:
+        if self.switch not in SWITCHES:
+            raise NetbedError(f"unknown switch {self.switch!r}: choose one of {', '.join(SWITCHES)}")
+        if self.switch == "ovs" and shutil.which("ovs-vsctl") is None:
+            raise NetbedError(
+                "--switch ovs: Open vSwitch is not available on this machine "
+                "(no ovs-vsctl; the kernel here has no openvswitch module) — use --switch bridge"
+            )
+        self.net = None
+        self._procs: list[subprocess.Popen] = []
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def __enter__(self) -> Testbed:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> Testbed:
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+
+        from netbed.network.nodes import NamespacedBridge, Router, VethLink
+
+        setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
+        began = time.monotonic()
+        switch_cls = NamespacedBridge
+        if self.switch == "ovs":
+            from mininet.node import OVSBridge
+
+            switch_cls = OVSBridge
+        net = Mininet(topo=None, switch=switch_cls, controller=None, build=False, link=VethLink,
+                      autoSetMacs=False, autoStaticArp=False, waitConnected=False)
+        self.net = net
+        try:
+            for seg in self.topology.switches:
+                net.addSwitch(seg.name, cls=switch_cls)
+            for node in self.topology.nodes:
+                params = {"ip": None}
+                if node.kind == "router":
+                    params["cls"] = Router
+                elif node.gateway:
+                    params["defaultRoute"] = f"via {node.gateway}"
+                net.addHost(node.name, **params)
+            self._add_links(net)
+            net.build()
+            net.start()
+            for node in self.topology.routers:
+                for route in node.routes:
+                    self.run(node.name, ["ip", "route", "add", str(route.destination), "via", route.via])
+        except BaseException:
+            self.stop()
+            raise
+        self.timings.build = time.monotonic() - began
+        return self
+
+    def _add_links(self, net) -> None:
+        topo = self.topology
+        for seg in topo.segments:
+            members = topo.members(seg.name)
+            if seg.switched:
+                for node, intf in members:
+                    net.addLink(node.name, seg.name, intfName1=intf.name, addr1=intf.mac,
+                                params1={"ip": str(intf.address)})
+            else:
+                (a, ia), (b, ib) = members
+                net.addLink(a.name, b.name, intfName1=ia.name, intfName2=ib.name,
+                            addr1=ia.mac, addr2=ib.mac,
+                            params1={"ip": str(ia.address)}, params2={"ip": str(ib.address)})
+
+    def stop(self) -> None:
+        began = time.monotonic()
+        for proc in self._procs:
+            _terminate(proc)
+        self._procs.clear()
+        if self.net is not None:
+            self.net.stop()
+            self.net = None
+        self.timings.stop = time.monotonic() - began
+
+    # -- nodes ----------------------------------------------------------------------------------
+    def __getitem__(self, name: str):
+        if self.net is None:
+            raise RuntimeError("testbed is not running")
+        return self.net.get(name)
+
+    def spec(self, name: str) -> NodeSpec:
+        return self.topology.node(name)
+
+    @property
+    def hosts(self) -> list[NodeSpec]:
+        return self.topology.hosts
+
+    def cli(self) -> None:
+        from mininet.cli import CLI
+
+        CLI(self.net)
+
+    # -- processes in hosts -----------------------------------------------------------------------
+    def popen(self, node: str, argv: list[str], **kwargs) -> subprocess.Popen:
+        """Start argv inside `node`'s namespace; the testbed stops it if the caller does not."""
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        proc = self[node].popen(list(argv), **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def run(self, node: str, argv: list[str], timeout: float = 30.0,
+            check: bool = True) -> subprocess.CompletedProcess:
+        """Run argv to completion inside `node` and return its output."""
+        proc = self.popen(node, argv, text=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _terminate(proc)
+            raise NetbedError(f"{node}: {' '.join(argv)} did not finish in {timeout:g} s") from None
+        finally:
+            self._forget(proc)
+        result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+        if check and proc.returncode != 0:
+            raise NetbedError(f"{node}: {' '.join(argv)} failed: {(err or out).strip()}")
+        return result
+
+    def wait_listening(self, node: str, port: int, proto: str = "tcp", timeout: float = 10.0,
+                       proc: subprocess.Popen | None = None) -> None:
+        """Wait until something listens on `port` in `node`, without connecting to it.
+
+        A probe connection would show up in the capture; `ss -l` only reads the kernel's tables.
+        """
+        flag = "-ltnH" if proto == "tcp" else "-lunH"
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.run(node, ["ss", flag, f"sport = :{port}"], check=False).stdout
+            if out.strip():
+                return
+            if proc is not None and proc.poll() is not None:
+                err = proc.stderr.read() if proc.stderr else ""
+                raise NetbedError(f"{node}: the server exited before listening on {port}: {err.strip()}")
+            if time.monotonic() > deadline:
+                raise NetbedError(f"{node}: nothing listens on {proto} port {port} after {timeout:g} s")
+            time.sleep(0.01)
+
+    def _forget(self, proc: subprocess.Popen) -> None:
+        try:
+            self._procs.remove(proc)
+        except ValueError:
+            pass
+
+    # -- reachability -----------------------------------------------------------------------------
+    def ping(self, src: str, dst_ip: str, count: int = 1, wait: float = 1.0) -> bool:
+        out = self.run(src, ["ping", "-n", "-q", "-c", str(count), "-W", f"{wait:g}", dst_ip],
+                       check=False, timeout=count * wait + 10)
+        return out.returncode == 0
+
+    def ping_pairs(self, pairs: list[tuple[str, str]], parallel: int = 32) -> list[tuple[str, str]]:
+        """Ping every (source host, destination IP) pair, `parallel` at a time; return failures.
+
+        ARP resolution can lose the very first echo; a failed pair is retried once.
+        """
+        failures = []
+        for attempt in range(2):
+            todo = pairs if attempt == 0 else failures
+            failures = []
+            for start in range(0, len(todo), parallel):
+                batch = todo[start:start + parallel]
+                procs = [(pair, self.popen(pair[0], ["ping", "-n", "-q", "-c", "1", "-W", "1", pair[1]]))
+                         for pair in batch]
+                for pair, proc in procs:
+                    proc.communicate()
+                    self._forget(proc)
+                    if proc.returncode != 0:
+                        failures.append(pair)
+            if not failures:
+                break
+        return failures
+
+
+def _terminate(proc: subprocess.Popen, grace: float = 2.0) -> None:
+    """Stop a process we started (its own process group: mnexec -d makes it a session leader)."""
+    if proc.poll() is not None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,0 +1,51 @@
+"""Checks made before anything is created: root, and the tools a job needs."""
+from __future__ import annotations
+
+import os
+import shutil
+
+from netbed.errors import NetbedError
+
+# tool -> what to tell the user when it is missing
+_TOOLS = {
+    "mnexec": "Mininet is missing: run `sudo make setup` (Debian package mininet)",
+    "tcpdump": "tcpdump is missing: run `sudo make setup` (Debian package tcpdump)",
+    "ip": "iproute2 is missing: run `sudo make setup`",
+    "ss": "ss (iproute2) is missing: run `sudo make setup`",
+    "brctl": "brctl is missing: run `sudo make setup` (Debian package bridge-utils)",
+    "ifconfig": "ifconfig is missing: run `sudo make setup` (Debian package net-tools, used by Mininet)",
+    "ping": "ping is missing: run `sudo make setup` (Debian package iputils-ping)",
+    "iptables": "iptables is missing: run `sudo make setup`",
+    "curl": "curl is missing: run `sudo make setup`",
+    "bpftrace": "bpftrace is missing: run `sudo make setup` (Debian package bpftrace)",
+}
+
+EMULATION_TOOLS = ("mnexec", "ip", "ss", "brctl", "ifconfig", "ping")
+
+
+def require_root(what: str = "building emulated networks") -> None:
+    if os.geteuid() != 0:
+        raise NetbedError(f"{what} needs root: run it with sudo")
+
+
+def require_tools(*tools: str) -> None:
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise NetbedError(_TOOLS.get(tool, f"{tool} is missing: run `sudo make setup`"))
+
+
+def require_mininet() -> None:
+    try:
+        import mininet.net  # noqa: F401
+    except ImportError as exc:
+        raise NetbedError(
+            "this Python cannot import Mininet: use .venv/bin/netbed (made by `sudo make setup` "
+            "from /usr/bin/python3 with Debian's mininet)"
+        ) from exc
+
+
+def require_emulation(*extra_tools: str) -> None:
+    """Everything a live run needs; checked before anything is created."""
+    require_root()
+    require_mininet()
+    require_tools(*EMULATION_TOOLS, *extra_tools)

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""A TCP (or UDP) endpoint that plays a script of socket calls, then reports what happened.
+
+netbed starts it inside emulated hosts as a real program talking real kernel TCP. Standard library
+only, so any python3 on the machine can run it. Each action is one socket call the lecture talks
+about; the experiment chooses their order and timing so that the verdict is deterministic:
+
+    send:N         send N bytes (a fixed pseudo-random stream; its SHA-256 is reported)
+    recv:N         receive exactly N bytes
+    recv-eof       receive until end of file (the peer's FIN)
+    shutdown-wr    shutdown(SHUT_WR): send our FIN, keep receiving (half-close)
+    quickack       TCP_QUICKACK: send the delayed ACK now instead of within 40-200 ms
+    linger0        SO_LINGER on with timeout 0: close() will send RST
+    sleep:S        wait S seconds
+    wait-file:P    wait until file P exists (the experiment's signal that it may go on)
+    close          close()
+    kill           SIGKILL ourselves: the kernel closes what we leave open
+
+    peer.py server PORT [--bind ADDR] [--udp] -- ACTIONS...
+    peer.py client HOST PORT [--bind ADDR] [--udp] -- ACTIONS...
+
+The report is one JSON line on stdout (written before `kill`, which never returns).
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+
+CHUNK = 65536
+
+
+def payload(n: int, offset: int = 0) -> bytes:
+    """Deterministic bytes: the same N bytes on every run, so their SHA-256 is reproducible."""
+    out = bytearray()
+    block = offset // 32
+    while len(out) < n + offset % 32:
+        out += hashlib.sha256(block.to_bytes(8, "big")).digest()
+        block += 1
+    start = offset % 32
+    return bytes(out[start:start + n])
+
+
+class Peer:
+    def __init__(self, sock: socket.socket, role: str, udp: bool) -> None:
+        self.sock = sock
+        self.role = role
+        self.udp = udp
+        self.sent = 0
+        self.received = 0
+        self.sent_hash = hashlib.sha256()
+        self.recv_hash = hashlib.sha256()
+        self.events: list[dict] = []
+        self.error: str | None = None
+        self.peer_addr = None
+
+    def note(self, what: str, **extra) -> None:
+        self.events.append({"t": time.time(), "event": what, **extra})
+
+    def play(self, actions: list[str]) -> None:
+        for action in actions:
+            name, _, arg = action.partition(":")
+            getattr(self, "do_" + name.replace("-", "_"))(arg)
+
+    def do_send(self, arg: str) -> None:
+        n = int(arg)
+        data = payload(n, self.sent)
+        if self.udp:
+            self.sock.sendto(data, self.peer_addr)
+        else:
+            self.sock.sendall(data)
+        self.sent += n
+        self.sent_hash.update(data)
+        self.note("send", bytes=n)
+
+    def do_recv(self, arg: str) -> None:
+        want = int(arg)
+        got = 0
+        while got < want:
+            if self.udp:
+                data, self.peer_addr = self.sock.recvfrom(CHUNK)
+            else:
+                data = self.sock.recv(min(CHUNK, want - got))
+            if not data:
+                break
+            got += len(data)
+            self.recv_hash.update(data)
+        self.received += got
+        self.note("recv", bytes=got)
+
+    def do_recv_eof(self, _arg: str) -> None:
+        got = 0
+        while True:
+            data = self.sock.recv(CHUNK)
+            if not data:
+                break
+            got += len(data)
+            self.recv_hash.update(data)
+        self.received += got
+        self.note("eof", bytes=got)
+
+    def do_shutdown_wr(self, _arg: str) -> None:
+        self.sock.shutdown(socket.SHUT_WR)
+        self.note("shutdown-wr")
+
+    def do_quickack(self, _arg: str) -> None:
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+    def do_linger0(self, _arg: str) -> None:
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def do_sleep(self, arg: str) -> None:
+        time.sleep(float(arg))
+
+    def do_wait_file(self, arg: str) -> None:
+        while not os.path.exists(arg):
+            time.sleep(0.005)
+
+    def do_close(self, _arg: str) -> None:
+        self.sock.close()
+        self.note("close")
+
+    def do_kill(self, _arg: str) -> None:
+        self.note("kill")
+        self.report()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def report(self, **extra) -> None:
+        try:
+            local = self.sock.getsockname()
+        except OSError:
+            local = getattr(self, "local", None)
+        print(json.dumps({
+            "role": self.role,
+            "local": list(local[:2]) if local else None,
+            "peer": list(self.peer_addr[:2]) if self.peer_addr else None,
+            "sent": self.sent,
+            "sent_sha256": self.sent_hash.hexdigest(),
+            "received": self.received,
+            "received_sha256": self.recv_hash.hexdigest(),
+            "error": self.error,
+            "events": self.events,
+            **extra,
+        }), flush=True)
+
+
+def family_of(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def run_server(args: argparse.Namespace) -> int:
+    family = family_of(args.bind or "0.0.0.0")
+    kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
+    lsock = socket.socket(family, kind)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((args.bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), args.port))
+    if args.udp:
+        peer = Peer(lsock, "server", udp=True)
+    else:
+        lsock.listen(8)
+        conn, addr = lsock.accept()
+        lsock.close()  # one connection per run: nothing else may sneak into the trace
+        peer = Peer(conn, "server", udp=False)
+        peer.peer_addr = addr
+        peer.local = conn.getsockname()
+    peer.play(args.actions)
+    peer.report()
+    return 0
+
+
+def run_client(args: argparse.Namespace) -> int:
+    family = family_of(args.host)
+    kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
+    sock = socket.socket(family, kind)
+    if args.bind:
+        sock.bind((args.bind, 0))
+    peer = Peer(sock, "client", udp=args.udp)
+    peer.peer_addr = (args.host, args.port)
+    if not args.udp:
+        try:
+            sock.connect((args.host, args.port))
+        except OSError as exc:
+            peer.error = errno.errorcode.get(exc.errno, str(exc.errno))
+            peer.note("connect-failed", error=os.strerror(exc.errno or 0))
+            peer.report()
+            return 1
+        peer.note("connected")
+    peer.local = sock.getsockname()
+    peer.play(args.actions)
+    peer.report()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="role", required=True)
+    server = sub.add_parser("server")
+    server.add_argument("port", type=int)
+    client = sub.add_parser("client")
+    client.add_argument("host")
+    client.add_argument("port", type=int)
+    for p in (server, client):
+        p.add_argument("--bind")
+        p.add_argument("--udp", action="store_true")
+        p.add_argument("actions", nargs="*")
+    args = parser.parse_args(argv)
+    return run_server(args) if args.role == "server" else run_client(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

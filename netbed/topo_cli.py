@@ -1,0 +1,83 @@
+"""`netbed topo NAME` and `python topologies/NAME.py`: build, test reachability, tear down — like `mn`."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from netbed import topologies
+from netbed.errors import NetbedError
+from netbed.network import SWITCHES, Testbed
+from netbed.preflight import require_emulation
+from netbed.spec import Topology
+
+TESTS = ("pingall", "ping-ends", "none")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hosts", help="hosts (per LAN for multi-lan and wan)")
+    parser.add_argument("--lans", help="LANs (multi-lan)")
+    parser.add_argument("--routers", help="routers in the chain (wan)")
+    parser.add_argument("--subnet", help="the LAN's subnet (lan), e.g. 10.0.0.0/24")
+    parser.add_argument("--test", choices=TESTS, default="pingall",
+                        help="pingall: every host to every host; ping-ends: first host to last; none")
+    parser.add_argument("--switch", choices=SWITCHES, default="bridge",
+                        help="bridge: Linux bridge (default); ovs: Open vSwitch bridge, where installed")
+    parser.add_argument("--cli", action="store_true", help="open Mininet's CLI before tearing down")
+
+
+def topology_from_args(name: str, args: argparse.Namespace) -> Topology:
+    return topologies.build(name, hosts=args.hosts, lans=args.lans, routers=args.routers,
+                            subnet=args.subnet)
+
+
+def reachability(tb: Testbed, test: str) -> tuple[bool, str]:
+    hosts = tb.topology.hosts
+    if test == "none":
+        return True, "no test"
+    if test == "ping-ends":
+        pairs = [(hosts[0].name, hosts[-1].ip)]
+    else:
+        pairs = [(a.name, b.ip) for a in hosts for b in hosts if a is not b]
+    failures = tb.ping_pairs(pairs)
+    ok = len(pairs) - len(failures)
+    text = f"{ok}/{len(pairs)} pings answered"
+    if failures:
+        text += "; no answer: " + ", ".join(f"{src}->{dst}" for src, dst in failures[:10])
+    return not failures, text
+
+
+def run_topology(name: str, args: argparse.Namespace) -> int:
+    topo = topology_from_args(name, args)
+    require_emulation()
+    out = sys.stdout
+    with Testbed(topo, switch=args.switch) as tb:
+        n_sw = len(topo.switches)
+        print(f"{name}: {len(topo.hosts)} hosts, {len(topo.routers)} routers, {n_sw} switches "
+              f"built in {tb.timings.build:.2f} s", file=out)
+        began = time.monotonic()
+        passed, text = reachability(tb, args.test)
+        test_time = time.monotonic() - began
+        print(f"test {args.test}: {'PASS' if passed else 'FAIL'} ({text}) in {test_time:.2f} s", file=out)
+        if args.cli:
+            tb.cli()
+    print(f"teardown in {tb.timings.stop:.2f} s; total {tb.timings.build + test_time + tb.timings.stop:.2f} s",
+          file=out)
+    return 0 if passed else 1
+
+
+def script_main(name: str, argv: list[str] | None = None) -> int:
+    """Entry point of `python topologies/NAME.py`."""
+    parser = argparse.ArgumentParser(prog=f"topologies/{topologies.TOPOLOGIES[name]}.py",
+                                     description=topologies.module(name).__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_topology(name, args)
+    except NetbedError as exc:
+        print(f"netbed: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("netbed: interrupted", file=sys.stderr)
+        return 130
