@@ -208,7 +208,7 @@ class TopologyBuilder:
         """A point-to-point link between two routers (no switch)."""
         name = f"{a}{b}"
         self._segments.append((name, subnet, False))
-        for node_name, kind, segs in self._nodes:
+        for node_name, _kind, segs in self._nodes:
             if node_name in (a, b):
                 segs.append(name)
         return name
