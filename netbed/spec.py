@@ -233,6 +233,10 @@ class TopologyBuilder:
         segments = self._validate_segments()
         by_seg = {s.name: s for s in segments}
         self._validate_nodes(by_seg)
+        for seg in segments:
+            count = sum(segs.count(seg.name) for _, _, segs in self._nodes)
+            if count > seg.subnet.num_addresses - 2:
+                raise NetbedError(f"subnet {seg.subnet} of {seg.name} is too small for its {count} interfaces")
         mac_counter = 0
         host_next: dict[str, int] = {s.name: 1 for s in segments}  # hosts count up from .1
         router_next: dict[str, int] = {s.name: -2 for s in segments}  # routers down from the top

@@ -1,0 +1,45 @@
+"""四次挥手 — the client closes first: FIN, ACK, FIN, ACK, and the data arrives intact."""
+from __future__ import annotations
+
+from netbed.expect import Expect
+from netbed.experiment import Evidence, Lab
+
+NAME = "close-client"
+ORDER = 20
+CLAIM = ("某个应用进程首先调用close,称该端执行“主动关闭”…该端的TCP于是发送一个FIN分节…接收到这个FIN的对端执行"
+         "“被动关闭”,这个FIN由TCP确认…一段时间后…也发送一个FIN…原发送端TCP确认这个FIN")
+GLOSS = "The client closes first; four segments close the connection: FIN, ACK, FIN, ACK."
+TOPOLOGIES = ("lan", "multi-lan", "wan")
+DATA = 20000
+
+
+def run(lab: Lab) -> None:
+    # The server acknowledges the client's FIN at once (TCP_QUICKACK) and closes only 0.2 s later,
+    # so its ACK and its FIN leave as two segments: a four-way close on every run.
+    server = lab.server(["recv-eof", "quickack", "sleep:0.2", "close"])
+    client = lab.client(server, [f"send:{DATA}", "close"])
+    lab.wait(client, server)
+
+
+def check(ev: Evidence, expect: Expect) -> None:
+    client, server = ev.program("client"), ev.program("server")
+    conn = ev.connection("client")
+    if not expect.that("the connection is in the client-side capture", conn is not None,
+                       f"{len(ev.trace('client').connections)} TCP connections captured"):
+        return
+    closing = [s for s in conn.segments if s.time >= first_fin_time(conn)]
+    expect.ladder("four segments close it: FIN, ACK, FIN, ACK", conn, closing, [
+        "client > F. seq=f len=0",
+        "server > .  ack=f+1 len=0",
+        "server > F. seq=g",
+        "client > .  seq=f+1 ack=g+1 len=0",
+    ])
+    expect.equal("close kind", "four-way", conn.close_kind)
+    expect.equal("close initiator", "client", conn.close_initiator)
+    expect.equal("bytes the client sent (trace)", DATA, conn.bytes_client)
+    expect.equal("the client's data arrives intact (SHA-256)", client["sent_sha256"], server["received_sha256"])
+    expect.equal("bytes the server received", DATA, server["received"])
+
+
+def first_fin_time(conn) -> float:
+    return min((s.time for s in conn.segments if s.fin), default=float("inf"))

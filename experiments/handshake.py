@@ -1,0 +1,37 @@
+"""三次握手 — the three-way handshake, checked on real segments at both ends of the path."""
+from __future__ import annotations
+
+from netbed.expect import Expect
+from netbed.experiment import DEFAULT_PORT, Evidence, Lab
+
+NAME = "handshake"
+ORDER = 10
+CLAIM = ("客户端发送SYN(SEQ=x)报文给服务器端,进入SYN_SEND状态; 服务器端收到SYN报文,回应一个SYN(SEQ=y)"
+         "ACK(ACK=x+1)报文,进入SYN_RECV状态; 客户端收到服务器端的SYN报文,回应一个ACK(ACK=y+1)报文")
+GLOSS = "Three segments open a connection: SYN seq=x; SYN-ACK seq=y ack=x+1; ACK ack=y+1."
+TOPOLOGIES = ("lan", "multi-lan", "wan")
+
+
+def run(lab: Lab) -> None:
+    server = lab.server(["recv-eof", "close"])
+    client = lab.client(server, ["send:100", "close"])
+    lab.wait(client, server)
+
+
+def check(ev: Evidence, expect: Expect) -> None:
+    client = ev.program("client")
+    for point in ("client", "server"):
+        conn = ev.connection(point)
+        if not expect.that(f"the connection is in the {point}-side capture", conn is not None,
+                           f"{len(ev.trace(point).connections)} TCP connections captured there"):
+            continue
+        expect.ladder(f"three segments open it ({point} side)", conn, conn.segments[:3], [
+            "client > S  seq=x ack=0 len=0",
+            "server > S. seq=y ack=x+1 len=0",
+            "client > .  seq=x+1 ack=y+1 len=0",
+        ])
+        expect.equal(f"handshake ({point} side)", "complete", conn.handshake)
+    low, high = ev.facts["ip_local_port_range"]
+    port = client["local"][1]
+    expect.within("the client's port is ephemeral (ip_local_port_range)", port, low, high)
+    expect.equal("the server's port is the one it listens on", DEFAULT_PORT, client["peer"][1])

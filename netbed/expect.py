@@ -1,0 +1,129 @@
+"""The expectations stage: assertions that read like the ladder diagram they check.
+
+Like a packetdrill script, an expected exchange is written segment by segment::
+
+    expect.ladder("three segments open the connection", conn, conn.segments[:3], [
+        "client > S  seq=x",
+        "server > S. seq=y ack=x+1",
+        "client > .  seq=x+1 ack=y+1",
+    ])
+
+A name (x, y, f, …) is bound to the value it first meets; `x+1` must then equal that value plus
+one (modulo 2^32, as TCP sequence numbers are). A failure prints expected and observed segments
+side by side.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from netbed.trace.model import PSH as PSH_BIT
+from netbed.trace.model import flag_text
+
+_TERM = re.compile(r"^(seq|ack|len)(=|>|<)([a-z]\w*|\d+)(?:([+-])(\d+))?$")
+
+
+@dataclass
+class Assertion:
+    name: str
+    passed: bool
+    detail: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Expect:
+    """Collects the assertions of one experiment; each records expected vs. observed."""
+
+    assertions: list[Assertion] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.assertions) and all(a.passed for a in self.assertions)
+
+    def that(self, name: str, passed: bool, detail: str) -> bool:
+        self.assertions.append(Assertion(name, bool(passed), detail))
+        return bool(passed)
+
+    def equal(self, name: str, expected: object, observed: object) -> bool:
+        ok = expected == observed
+        detail = f"{observed!r}" if ok else f"expected {expected!r}, observed {observed!r}"
+        return self.that(name, ok, detail)
+
+    def within(self, name: str, value: float, low: float, high: float) -> bool:
+        ok = low <= value <= high
+        return self.that(name, ok, f"{value!r} {'in' if ok else 'NOT in'} [{low}, {high}]")
+
+    def ladder(self, name: str, conn, segments: list, pattern: list[str]) -> bool:
+        """Match `segments` (of connection `conn`) one to one against the pattern lines."""
+        observed = [describe(conn, seg) for seg in segments]
+        problems = []
+        bindings: dict[str, int] = {}
+        for i, line in enumerate(pattern):
+            if i >= len(segments):
+                problems.append(i)
+                continue
+            if not _matches(line, conn, segments[i], bindings):
+                problems.append(i)
+        if len(segments) > len(pattern):
+            problems.extend(range(len(pattern), len(segments)))
+        ok = not problems
+        if ok:
+            detail = "; ".join(observed)
+        else:
+            rows = max(len(pattern), len(observed))
+            width = max([len("expected")] + [len(p) for p in pattern])
+            lines = [f"   {'expected':<{width}}  observed"]
+            for i in range(rows):
+                exp = pattern[i] if i < len(pattern) else "(nothing)"
+                obs = observed[i] if i < len(observed) else "(nothing)"
+                mark = "✗" if i in problems else " "
+                lines.append(f" {mark} {exp:<{width}}  {obs}")
+            detail = "\n".join(lines)
+        return self.that(name, ok, detail)
+
+
+def describe(conn, seg) -> str:
+    """One observed segment in the pattern's own notation (absolute numbers)."""
+    return f"{conn.side(seg)} > {flag_text(seg.flags):<3}seq={seg.seq} ack={seg.ack} len={seg.payload_len}"
+
+
+def _matches(line: str, conn, seg, bindings: dict[str, int]) -> bool:
+    words = line.split()
+    if len(words) < 3 or words[1] != ">":
+        raise ValueError(f"bad ladder line {line!r}: write 'client > S. seq=x ack=y+1'")
+    if words[0] != conn.side(seg):
+        return False
+    want_flags = words[2]
+    observed_flags = flag_text(seg.flags if "P" in want_flags else seg.flags & ~PSH_BIT)
+    if want_flags != observed_flags:
+        return False
+    values = {"seq": seg.seq, "ack": seg.ack, "len": seg.payload_len}
+    for term in words[3:]:
+        m = _TERM.match(term)
+        if not m:
+            raise ValueError(f"bad term {term!r} in ladder line {line!r}")
+        field_name, op, ref, sign, offset = m.groups()
+        value = values[field_name]
+        if ref.isdigit():
+            expected = int(ref)
+        elif ref not in bindings:
+            if sign or op != "=":
+                raise ValueError(f"{ref} is used before it is bound in {line!r}")
+            bindings[ref] = value
+            continue
+        else:
+            expected = bindings[ref]
+        if sign:
+            expected = expected + int(offset) if sign == "+" else expected - int(offset)
+        if field_name != "len":
+            expected %= 2**32
+        if op == "=" and value != expected:
+            return False
+        if op == ">" and not value > expected:
+            return False
+        if op == "<" and not value < expected:
+            return False
+    return True

@@ -1,0 +1,176 @@
+"""Experiments: what a lecture claim needs to run (Lab) and what it checks afterwards (Evidence).
+
+An experiment is a small module in `experiments/` with NAME, CLAIM (the lecture's words), GLOSS
+(a short English gloss), TOPOLOGIES, `run(lab)` and `check(evidence, expect)`. `run` starts real
+programs in the emulated hosts while every capture point records; `check` reads only what was
+saved — pcaps and program reports — so `netbed check RUN_DIR` re-runs it offline, unchanged.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from netbed import programs
+from netbed.capture import Capture
+from netbed.errors import NetbedError
+from netbed.network import Testbed
+from netbed.programs import Program
+from netbed.trace import Trace, read_trace
+
+DEFAULT_PORT = 9000  # the lecture: "建议:使用8000之后的端口"
+EVIDENCE = "evidence.json"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    claim: str
+    gloss: str
+    topologies: tuple[str, ...]
+    module: ModuleType
+
+    def run(self, lab: Lab) -> None:
+        self.module.run(lab)
+
+    def check(self, evidence: Evidence, expect) -> None:
+        self.module.check(evidence, expect)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "claim": self.claim, "gloss": self.gloss, "topologies": list(self.topologies)}
+
+
+def catalog() -> list[Experiment]:
+    """Every experiment in `experiments/`, in the lecture's order (their ORDER number)."""
+    import experiments
+
+    found = []
+    for info in pkgutil.iter_modules(experiments.__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"experiments.{info.name}")
+        found.append((getattr(mod, "ORDER", 999), Experiment(mod.NAME, mod.CLAIM, mod.GLOSS,
+                                                             tuple(mod.TOPOLOGIES), mod)))
+    return [exp for _, exp in sorted(found, key=lambda item: (item[0], item[1].name))]
+
+
+def get(name: str) -> Experiment:
+    exps = catalog()
+    for exp in exps:
+        if exp.name == name:
+            return exp
+    raise NetbedError(f"unknown experiment {name!r}: choose one of {', '.join(e.name for e in exps)}")
+
+
+class Lab:
+    """What an experiment's `run` sees: the testbed, the chosen client and server hosts, helpers
+    to start programs, and a notebook of facts that `check` will need."""
+
+    def __init__(self, tb: Testbed, out: Path, client_host: str, server_host: str) -> None:
+        self.tb = tb
+        self.out = out
+        self.client_host = client_host
+        self.server_host = server_host
+        self.programs: dict[str, Program] = {}
+        self.facts: dict = {}
+
+    def ip(self, host: str) -> str:
+        return self.tb.spec(host).ip
+
+    def server(self, actions: list[str], *, host: str | None = None, port: int = DEFAULT_PORT,
+               name: str = "server", udp: bool = False) -> Program:
+        prog = programs.start_server(self.tb, host or self.server_host, port, actions, name=name, udp=udp)
+        prog.port = port
+        self.programs[name] = prog
+        return prog
+
+    def client(self, server: Program, actions: list[str], *, host: str | None = None,
+               name: str = "client", udp: bool = False) -> Program:
+        prog = programs.start_client(self.tb, host or self.client_host, self.ip(server.node), server.port,
+                                     actions, name=name, udp=udp)
+        self.programs[name] = prog
+        return prog
+
+    def wait(self, *progs: Program, timeout: float = 30.0) -> None:
+        for prog in progs:
+            prog.report(timeout=timeout)
+
+    def read_sysctl(self, host: str, key: str) -> str:
+        path = "/proc/sys/" + key.replace(".", "/")
+        return self.tb.run(host, ["cat", path]).stdout.strip()
+
+
+def capture_points(tb: Testbed, client: str, server: str, out: Path) -> list[Capture]:
+    """Client side, server side, and each router on the path (its interface facing the client)."""
+    topo = tb.topology
+    path = topo.path(client, server)
+    caps = []
+    for name, point in ((client, "client"), (server, "server")):
+        caps.append(Capture(point, name, topo.node(name).interfaces[0].name, out / f"{point}.pcap"))
+    for prev, hop in zip(path, path[1:-1]):
+        router = topo.node(hop)
+        prev_segments = {i.segment for i in topo.node(prev).interfaces}
+        intf = next(i for i in router.interfaces if i.segment in prev_segments)
+        caps.append(Capture(hop, hop, intf.name, out / f"{hop}.pcap"))
+    return caps
+
+
+@dataclass
+class Evidence:
+    """Everything `check` may look at, loaded from a run folder."""
+
+    directory: Path
+    experiment: str
+    topology: dict
+    captures: list[dict]
+    programs: dict[str, dict]
+    facts: dict = field(default_factory=dict)
+    _traces: dict[str, Trace] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, directory: Path) -> Evidence:
+        path = Path(directory) / EVIDENCE
+        if not path.is_file():
+            raise NetbedError(f"{directory} is not a netbed run folder (no {EVIDENCE})")
+        data = json.loads(path.read_text())
+        return cls(Path(directory), data["experiment"], data["topology"], data["captures"],
+                   data["programs"], data.get("facts", {}))
+
+    def save(self) -> None:
+        data = {"experiment": self.experiment, "topology": self.topology, "captures": self.captures,
+                "programs": self.programs, "facts": self.facts}
+        (self.directory / EVIDENCE).write_text(json.dumps(data, indent=2) + "\n")
+
+    def points(self) -> list[str]:
+        return [c["point"] for c in self.captures]
+
+    def routers(self) -> list[str]:
+        return [p for p in self.points() if p not in ("client", "server")]
+
+    def trace(self, point: str = "client") -> Trace:
+        if point not in self._traces:
+            cap = next((c for c in self.captures if c["point"] == point), None)
+            if cap is None:
+                raise NetbedError(f"no capture point {point!r} (have {', '.join(self.points())})")
+            self._traces[point] = read_trace(self.directory / cap["file"])
+        return self._traces[point]
+
+    def program(self, name: str) -> dict:
+        try:
+            return self.programs[name]
+        except KeyError:
+            raise NetbedError(f"no program {name!r} in this run") from None
+
+    def connection(self, point: str = "client", client: str = "client"):
+        """The connection the program `client` made, as seen at capture `point` (None if absent)."""
+        report = self.program(client)
+        if not report.get("local"):
+            return None
+        ip, port = report["local"]
+        for conn in self.trace(point).connections:
+            if conn.client.ip == ip and conn.client.port == port:
+                return conn
+        return None

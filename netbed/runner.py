@@ -1,0 +1,160 @@
+"""Runs experiments end to end and writes one folder per run.
+
+network → programs → capture happen live; trace → expectations → report happen on the saved
+folder, through the very same `check_dir` that `netbed check DIR` uses offline.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from netbed import __version__, topologies
+from netbed.capture import capture_all
+from netbed.errors import NetbedError
+from netbed.expect import Expect
+from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
+from netbed.network import Testbed
+from netbed.preflight import require_emulation
+from netbed.report.ladder import render_text
+
+RESULT = "result.json"
+LADDER = "ladder.txt"
+
+
+def new_run_dir(base: Path, experiment: str, topology: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        path = base / f"{stamp}-{experiment}-{topology}" if n == 0 else base / f"{stamp}-{experiment}-{topology}-{n}"
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise NetbedError(f"cannot make a run folder under {base}")
+
+
+def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bridge") -> dict:
+    """Run `exp` live on `topology`, save its evidence in `out`, and return the checked result."""
+    if topology not in exp.topologies:
+        raise NetbedError(f"experiment {exp.name} runs on {', '.join(exp.topologies)}, not {topology}")
+    topo = topologies.build(topology)
+    require_emulation("tcpdump")
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    with Testbed(topo, switch=switch) as tb:
+        client, server = topo.hosts[0].name, topo.hosts[-1].name
+        lab = Lab(tb, out, client, server)
+        lab.facts["client_host"], lab.facts["server_host"] = client, server
+        port_range = lab.read_sysctl(client, "net.ipv4.ip_local_port_range")
+        lab.facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
+        caps = capture_points(tb, client, server, out)
+        with capture_all(tb, caps):
+            exp.run(lab)
+            reports = {name: prog.report() for name, prog in lab.programs.items()}
+        evidence = Evidence(out, exp.name, topo.to_json(), [c.describe() for c in caps], reports, lab.facts)
+        evidence.save()
+    result = check_dir(out)
+    result["duration"] = round(time.monotonic() - began, 3)
+    result["build_seconds"] = round(tb.timings.build, 3)
+    write_result(out, result)
+    return result
+
+
+def check_dir(directory: Path) -> dict:
+    """Re-run an experiment's assertions on a saved run folder: no network, same verdict."""
+    directory = Path(directory)
+    evidence = Evidence.load(directory)
+    exp = get(evidence.experiment)
+    expect = Expect()
+    try:
+        exp.check(evidence, expect)
+    except NetbedError:
+        raise
+    except Exception as exc:  # a check that cannot finish is a failed check, shown as such
+        expect.that("the check ran to its end", False, f"{type(exc).__name__}: {exc}")
+    if not expect.assertions:
+        expect.that("the experiment asserted something", False, "no assertion was made")
+    main = evidence.connection("client") if "client" in evidence.programs else None
+    trace = evidence.trace("client")
+    return {
+        "experiment": exp.name,
+        "topology": evidence.topology["name"],
+        "passed": expect.passed,
+        "assertions": [a.to_json() for a in expect.assertions],
+        "artifacts": artifacts(directory, evidence),
+        "connections": [c.to_json() for c in trace.connections],
+        "main_connection": main.to_json() if main is not None else None,
+        "warnings": list(trace.warnings),
+    }
+
+
+def artifacts(directory: Path, evidence: Evidence) -> dict:
+    return {
+        "dir": str(directory),
+        "pcaps": {c["point"]: str(directory / c["file"]) for c in evidence.captures},
+        "result": str(directory / RESULT),
+        "ladder": str(directory / LADDER),
+        "evidence": str(directory / "evidence.json"),
+    }
+
+
+def write_result(directory: Path, result: dict) -> None:
+    evidence = Evidence.load(directory)
+    (directory / RESULT).write_text(json.dumps(result, indent=2) + "\n")
+    (directory / LADDER).write_text(ladder_for(evidence) + "\n")
+    manifest = {
+        "netbed_version": __version__,
+        "git_commit": _git_commit(),
+        "command": sys.argv,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "topology": evidence.topology,
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def ladder_for(evidence: Evidence) -> str:
+    conn = evidence.connection("client") if "client" in evidence.programs else None
+    if conn is None:
+        conns = evidence.trace("client").connections
+        conn = conns[0] if conns else None
+    if conn is None:
+        return "(no TCP connection in the client-side capture)"
+    names = {evidence.facts.get("client_host"): "client", evidence.facts.get("server_host"): "server"}
+    client_name = next((h for h, r in names.items() if r == "client"), "client")
+    server_name = next((h for h, r in names.items() if r == "server"), "server")
+    return render_text(conn, client_name, server_name, point="client side")
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def plan(name: str | None, topology: str | None, all_: bool) -> list[tuple[Experiment, str]]:
+    """The (experiment, topology) pairs a `netbed run` invocation asks for."""
+    if topology is not None:
+        topologies.module(topology)  # validates the name
+    if all_:
+        from netbed.experiment import catalog
+
+        pairs = [(e, t) for e in catalog() for t in e.topologies if topology in (None, t)]
+        if not pairs:
+            raise NetbedError(f"no experiment runs on topology {topology}")
+        return pairs
+    if name is None:
+        raise NetbedError("name an experiment (see `netbed list`) or use --all")
+    exp = get(name)
+    topo = topology or exp.topologies[0]
+    if topo not in exp.topologies:
+        raise NetbedError(f"experiment {exp.name} runs on {', '.join(exp.topologies)}, not {topo}")
+    return [(exp, topo)]

@@ -1,0 +1,63 @@
+"""Shared fixtures. Root tests build real emulated networks; the session checks that they leave
+the root namespace exactly as it found it."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NETBED = [sys.executable, "-m", "netbed.cli"]
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config, items):
+    if IS_ROOT:
+        return
+    skip = pytest.mark.skip(reason="needs root: real emulation (run `sudo make test`)")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+def netbed(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run the netbed CLI as a user would, from the repository root."""
+    return subprocess.run([*NETBED, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def root_namespace_state() -> dict:
+    """What a run must not change: namespaces, links, routes, addresses, firewall, sysctls, processes."""
+    def out(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True).stdout
+
+    procs = out("pgrep", "-a", "-f", "mininet:|tcpdump|bpftrace|peer.py")
+    return {
+        "netns": out("ip", "netns", "list"),
+        "links": sorted(line.split(":")[1].strip() for line in out("ip", "-o", "link").splitlines()),
+        "routes": out("ip", "route"),
+        "addresses": out("ip", "-o", "addr"),
+        "iptables": out("iptables-save").splitlines()[1:-1] if IS_ROOT else [],
+        "sysctls": {k: _read("/proc/sys/" + k) for k in (
+            "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables",
+            "net/bridge/bridge-nf-call-arptables", "net/ipv4/ip_forward", "net/ipv4/ip_local_port_range")},
+        "processes": sorted(line for line in procs.splitlines() if "pgrep" not in line),
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def root_namespace_left_as_found():
+    before = root_namespace_state()
+    yield
+    after = root_namespace_state()
+    changed = {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
+    assert not changed, f"the test run left the root namespace changed: {changed}"

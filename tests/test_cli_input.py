@@ -1,0 +1,60 @@
+"""Bad input: one clear line, exit code 2, no traceback, nothing created."""
+import shutil
+import subprocess
+
+import pytest
+from conftest import NETBED, REPO, netbed
+
+
+@pytest.mark.parametrize("args, message", [
+    (["topo", "ring"], "unknown topology 'ring': choose one of lan, multi-lan, wan"),
+    (["topo", "lan", "--hosts", "0"], "--hosts must be between 1 and"),
+    (["topo", "lan", "--hosts", "many"], "--hosts must be a whole number"),
+    (["topo", "lan", "--subnet", "10.0.0.0/99"], "malformed subnet"),
+    (["topo", "lan", "--routers", "3"], "topology lan takes no --routers"),
+    (["topo", "wan", "--routers", "-1"], "--routers must be between 1 and"),
+    (["run", "no-such-experiment"], "unknown experiment 'no-such-experiment': choose one of"),
+    (["run", "handshake", "--topo", "ring"], "unknown topology"),
+    (["run"], "name an experiment"),
+    (["trace", "/nonexistent.pcap"], "no such file"),
+    (["check", "/tmp"], "is not a netbed run folder"),
+])
+def test_bad_input_gives_one_line_and_exit_code_2(args, message):
+    res = netbed(*args)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], res.stderr
+
+
+def test_trace_on_a_non_pcap_file_is_one_line(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("this is not a capture\n")
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    for path in (bad, empty):
+        res = netbed("trace", str(path))
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.root
+def test_not_root_is_told_to_use_sudo():
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    res = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *NETBED, "topo", "lan"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == "netbed: building emulated networks needs root: run it with sudo"
+
+
+def test_list_names_each_experiment_with_its_claim_and_topologies():
+    import json
+
+    res = netbed("list", "--json")
+    assert res.returncode == 0, res.stderr
+    exps = {e["name"]: e for e in json.loads(res.stdout)["experiments"]}
+    assert {"handshake", "close-client"} <= set(exps)
+    for e in exps.values():
+        assert e["claim"] and e["gloss"] and e["topologies"]
