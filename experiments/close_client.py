@@ -39,6 +39,12 @@ def check(ev: Evidence, expect: Expect) -> None:
     expect.equal("bytes the client sent (trace)", DATA, conn.bytes_client)
     expect.equal("the client's data arrives intact (SHA-256)", client["sent_sha256"], server["received_sha256"])
     expect.equal("bytes the server received", DATA, server["received"])
+    expect.equal("client states: active close ends in TIME_WAIT",
+                 ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"],
+                 [s["state"] for s in ev.states("client")])
+    expect.equal("server states: passive close through CLOSE_WAIT and LAST_ACK",
+                 ["SYN_RECEIVED", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"],
+                 [s["state"] for s in ev.states("server")])
 
 
 def first_fin_time(conn) -> float:

@@ -19,7 +19,7 @@ from netbed.capture import Capture
 from netbed.errors import NetbedError
 from netbed.network import Testbed
 from netbed.programs import Program
-from netbed.trace import Trace, read_trace
+from netbed.trace import Trace, kernel_states, read_trace
 
 DEFAULT_PORT = 9000  # the lecture: "建议:使用8000之后的端口"
 EVIDENCE = "evidence.json"
@@ -163,6 +163,24 @@ class Evidence:
             return self.programs[name]
         except KeyError:
             raise NetbedError(f"no program {name!r} in this run") from None
+
+    def states(self, side: str, client: str = "client") -> list[dict]:
+        """Kernel TCP states of the main connection's socket on `side` ("client" or "server")."""
+        facts = self.facts.get("states") or {}
+        if facts.get("source") != "bpftrace" or "client" not in self.programs:
+            return []
+        conn = self.connection(side, client)
+        if conn is None:
+            return []
+        host = self.facts[f"{side}_host"]
+        netns = next((int(ino) for ino, node in self.facts["netns"].items() if node == host), None)
+        local, remote = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)
+        events = kernel_states.parse_log((self.directory / facts["file"]).read_text(), facts["clock_offset"])
+        history = kernel_states.socket_history(events, netns, local, remote)
+        in_time_wait = any(line.split()[0] == "TIME-WAIT" and line.split()[3] == str(local)
+                           and line.split()[4] == str(remote) for line in self.facts.get("sockets_after", {}).get(host, []))
+        peer_fins = [s.time for s in conn.segments if s.fin and conn.side(s) != side]
+        return kernel_states.timeline(history, in_time_wait, peer_fins[-1] if peer_fins else None)
 
     def connection(self, point: str = "client", client: str = "client"):
         """The connection the program `client` made, as seen at capture `point` (None if absent)."""

@@ -6,6 +6,7 @@ folder, through the very same `check_dir` that `netbed check DIR` uses offline.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from netbed import __version__, topologies
 from netbed.capture import capture_all
+from netbed.capture.states import StateTracer
 from netbed.errors import NetbedError
 from netbed.expect import Expect
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
@@ -46,18 +48,28 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
     require_emulation("tcpdump")
     out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
-    with Testbed(topo, switch=switch) as tb:
-        client, server = topo.hosts[0].name, topo.hosts[-1].name
-        lab = Lab(tb, out, client, server)
-        lab.facts["client_host"], lab.facts["server_host"] = client, server
-        port_range = lab.read_sysctl(client, "net.ipv4.ip_local_port_range")
-        lab.facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
-        caps = capture_points(tb, client, server, out)
-        with capture_all(tb, caps):
-            exp.run(lab)
-            reports = {name: prog.report() for name, prog in lab.programs.items()}
-        evidence = Evidence(out, exp.name, topo.to_json(), [c.describe() for c in caps], reports, lab.facts)
-        evidence.save()
+    tracer = StateTracer(out).start()  # bpftrace attaches while the network is built
+    try:
+        with Testbed(topo, switch=switch) as tb:
+            client, server = topo.hosts[0].name, topo.hosts[-1].name
+            lab = Lab(tb, out, client, server)
+            facts = lab.facts
+            facts["client_host"], facts["server_host"] = client, server
+            port_range = lab.read_sysctl(client, "net.ipv4.ip_local_port_range")
+            facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
+            facts["netns"] = {str(os.stat(f"/proc/{tb[n.name].pid}/ns/net").st_ino): n.name for n in topo.nodes}
+            tracer.wait_ready()
+            caps = capture_points(tb, client, server, out)
+            with capture_all(tb, caps):
+                exp.run(lab)
+                reports = {name: prog.report() for name, prog in lab.programs.items()}
+            facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
+            tracer.stop()
+            facts["states"] = tracer.facts()
+            evidence = Evidence(out, exp.name, topo.to_json(), [c.describe() for c in caps], reports, facts)
+            evidence.save()
+    finally:
+        tracer.stop()
     result = check_dir(out)
     result["duration"] = round(time.monotonic() - began, 3)
     result["build_seconds"] = round(tb.timings.build, 3)
@@ -89,6 +101,8 @@ def check_dir(directory: Path) -> dict:
         "artifacts": artifacts(directory, evidence),
         "connections": [c.to_json() for c in trace.connections],
         "main_connection": main.to_json() if main is not None else None,
+        "states": {side: evidence.states(side) for side in ("client", "server")},
+        "states_source": (evidence.facts.get("states") or {}).get("source"),
         "warnings": list(trace.warnings),
     }
 

@@ -34,7 +34,7 @@ def test_run_cli_prints_verdict_ladder_and_writes_artifacts(tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert result["passed"] and result["connections"]
     conn = result["main_connection"]
-    assert conn["handshake"] == "complete" and conn["close"]["kind"] == "four-way"
+    assert conn["handshake"] == "complete" and conn["close"]["initiator"] == "client"
 
 
 def test_run_json_has_the_documented_shape(tmp_path):
