@@ -177,8 +177,8 @@ class Evidence:
         local, remote = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)
         events = kernel_states.parse_log((self.directory / facts["file"]).read_text(), facts["clock_offset"])
         history = kernel_states.socket_history(events, netns, local, remote)
-        in_time_wait = any(line.split()[0] == "TIME-WAIT" and line.split()[3] == str(local)
-                           and line.split()[4] == str(remote) for line in self.facts.get("sockets_after", {}).get(host, []))
+        in_time_wait = kernel_states.listed_in_time_wait(self.facts.get("sockets_after", {}).get(host, []),
+                                                         local, remote)
         peer_fins = [s.time for s in conn.segments if s.fin and conn.side(s) != side]
         return kernel_states.timeline(history, in_time_wait, peer_fins[-1] if peer_fins else None)
 

@@ -78,3 +78,12 @@ def timeline(history: list[StateChange], in_time_wait: bool = False, time_wait_a
         states.pop()
         states.append({"time": max(time_wait_at or last.time, last.time), "state": "TIME_WAIT", "via": "ss"})
     return states
+
+
+def listed_in_time_wait(ss_lines: list[str], local: Endpoint, remote: Endpoint) -> bool:
+    """Does `ss -tanH` output list this 4-tuple in TIME-WAIT?"""
+    for line in ss_lines:
+        cols = line.split()
+        if len(cols) >= 5 and cols[0] == "TIME-WAIT" and cols[3] == str(local) and cols[4] == str(remote):
+            return True
+    return False
