@@ -1,7 +1,7 @@
 """四次挥手 — the client closes first: FIN, ACK, FIN, ACK, and the data arrives intact."""
 from __future__ import annotations
 
-from netbed.expect import Expect
+from netbed.expect import Expect, closing_segments, states_of
 from netbed.experiment import Evidence, Lab
 
 NAME = "close-client"
@@ -27,8 +27,7 @@ def check(ev: Evidence, expect: Expect) -> None:
     if not expect.that("the connection is in the client-side capture", conn is not None,
                        f"{len(ev.trace('client').connections)} TCP connections captured"):
         return
-    closing = [s for s in conn.segments if s.time >= first_fin_time(conn)]
-    expect.ladder("four segments close it: FIN, ACK, FIN, ACK", conn, closing, [
+    expect.ladder("four segments close it: FIN, ACK, FIN, ACK", conn, closing_segments(conn), [
         "client > F. seq=f len=0",
         "server > .  ack=f+1 len=0",
         "server > F. seq=g",
@@ -41,11 +40,8 @@ def check(ev: Evidence, expect: Expect) -> None:
     expect.equal("bytes the server received", DATA, server["received"])
     expect.equal("client states: active close ends in TIME_WAIT",
                  ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"],
-                 [s["state"] for s in ev.states("client")])
+                 states_of(ev, "client"))
     expect.equal("server states: passive close through CLOSE_WAIT and LAST_ACK",
                  ["SYN_RECEIVED", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"],
-                 [s["state"] for s in ev.states("server")])
+                 states_of(ev, "server"))
 
-
-def first_fin_time(conn) -> float:
-    return min((s.time for s in conn.segments if s.fin), default=float("inf"))

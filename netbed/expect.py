@@ -127,3 +127,14 @@ def _matches(line: str, conn, seg, bindings: dict[str, int]) -> bool:
         if op == "<" and not value < expected:
             return False
     return True
+
+
+def closing_segments(conn) -> list:
+    """The segments from the first FIN or RST on: the close, as the lecture draws it."""
+    segs = conn.segments
+    start = next((i for i, s in enumerate(segs) if s.fin or s.rst), len(segs))
+    return segs[start:]
+
+
+def states_of(ev, side: str) -> list[str]:
+    return [s["state"] for s in ev.states(side)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -83,20 +84,59 @@ class Lab:
     def server(self, actions: list[str], *, host: str | None = None, port: int = DEFAULT_PORT,
                name: str = "server", udp: bool = False) -> Program:
         prog = programs.start_server(self.tb, host or self.server_host, port, actions, name=name, udp=udp)
-        prog.port = port
         self.programs[name] = prog
         return prog
 
-    def client(self, server: Program, actions: list[str], *, host: str | None = None,
-               name: str = "client", udp: bool = False) -> Program:
-        prog = programs.start_client(self.tb, host or self.client_host, self.ip(server.node), server.port,
-                                     actions, name=name, udp=udp)
+    def client(self, server: Program | None, actions: list[str], *, host: str | None = None,
+               name: str = "client", udp: bool = False, to: tuple[str, int] | None = None,
+               bind: str | None = None, reuseaddr: bool = False) -> Program:
+        """peer.py as a client of `server` (or of the address `to`, where nothing may listen)."""
+        ip, port = to if to is not None else (self.ip(server.node), server.port)
+        prog = programs.start_client(self.tb, host or self.client_host, ip, port, actions, name=name, udp=udp,
+                                     bind=bind, reuseaddr=reuseaddr)
         self.programs[name] = prog
         return prog
+
+    def start(self, name: str, argv: list[str], *, host: str, port: int | None = None,
+              daemon: bool = False) -> Program:
+        """Any real program in a host (python3 -m http.server, curl, …)."""
+        prog = programs.start(self.tb, host, argv, name=name, port=port, daemon=daemon)
+        self.programs[name] = prog
+        return prog
+
+    def try_bind(self, name: str, host: str, ip: str, port: int, reuseaddr: bool = False) -> dict:
+        prog = programs.try_bind(self.tb, host, ip, port, name=name, reuseaddr=reuseaddr)
+        self.programs[name] = prog
+        return prog.report()
 
     def wait(self, *progs: Program, timeout: float = 30.0) -> None:
         for prog in progs:
             prog.report(timeout=timeout)
+
+    def run(self, host: str, argv: list[str], check: bool = True):
+        """Run a command to completion in a host (ip route, iptables, ss, sysctl …)."""
+        return self.tb.run(host, argv, check=check)
+
+    def signal_path(self, name: str) -> str:
+        """A file programs wait for (action wait-file:PATH) until `signal(name)` creates it."""
+        return str(self.out / f".signal-{name}")
+
+    def signal(self, name: str) -> None:
+        (self.out / f".signal-{name}").touch()
+
+    def sockets(self, host: str, state: str | None = None) -> list[str]:
+        """`ss -tan` lines of a host, optionally only one state (ss's names: fin-wait-1, time-wait…)."""
+        argv = ["ss", "-tanH"] + (["state", state] if state else [])
+        return self.run(host, argv).stdout.splitlines()
+
+    def wait_socket_state(self, host: str, state: str, port: int, timeout: float = 5.0) -> None:
+        """Poll the kernel's socket table until a socket with `port` is in `state`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(f":{port} " in line + " " for line in self.sockets(host, state)):
+                return
+            time.sleep(0.005)
+        raise NetbedError(f"{host}: no socket on port {port} reached {state} in {timeout:g} s")
 
     def read_sysctl(self, host: str, key: str) -> str:
         path = "/proc/sys/" + key.replace(".", "/")

@@ -61,7 +61,12 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
             tracer.wait_ready()
             caps = capture_points(tb, client, server, out)
             with capture_all(tb, caps):
-                exp.run(lab)
+                try:
+                    exp.run(lab)
+                finally:
+                    for prog in lab.programs.values():
+                        if prog.daemon:
+                            prog.stop()
                 reports = {name: prog.report() for name, prog in lab.programs.items()}
             facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
             tracer.stop()

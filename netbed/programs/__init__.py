@@ -21,7 +21,22 @@ class Program:
     node: str
     proc: subprocess.Popen
     argv: list[str]
+    raw: bool = False  # not peer.py: no JSON report, keep exit code and output
+    daemon: bool = False  # serves until stopped: the run stops it after the capture
+    port: int | None = None
     _report: dict | None = None
+
+    def stop(self) -> dict:
+        """Stop a program that serves until told to (an HTTP server), then return its report."""
+        if self.proc.poll() is None:
+            import os
+            import signal
+
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        return self.report(timeout=10)
 
     def wait(self, timeout: float = 30.0) -> int:
         try:
@@ -36,6 +51,17 @@ class Program:
                 out, err = self.proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 raise NetbedError(f"{self.name} on {self.node} did not finish in {timeout:g} s") from None
+            if self.raw:
+                self._report = {"exit": self.proc.returncode, "node": self.node, "argv": self.argv,
+                                "stdout": out[-4000:], "stderr": err[-4000:]}
+                # a raw program may name its socket in a line "netbed-local IP PORT PEER_IP PEER_PORT"
+                # (curl does, with -w): then the run can find its connection in the capture
+                for line in out.splitlines():
+                    words = line.split()
+                    if len(words) == 5 and words[0] == "netbed-local":
+                        self._report["local"] = [words[1], int(words[2])]
+                        self._report["peer"] = [words[3], int(words[4])]
+                return self._report
             lines = [line for line in out.splitlines() if line.startswith("{")]
             if not lines:
                 raise NetbedError(f"{self.name} on {self.node} printed no report "
@@ -68,11 +94,34 @@ def start_server(tb: Testbed, node: str, port: int, actions: list[str], *, name:
     argv += (["--udp"] if udp else []) + (["--bind", bind] if bind else []) + ["--", *actions]
     proc = tb.popen(node, argv, text=True)
     tb.wait_listening(node, port, proto=proto, proc=proc)
-    return Program(name, node, proc, argv)
+    return Program(name, node, proc, argv, port=port)
 
 
 def start_client(tb: Testbed, node: str, host: str, port: int, actions: list[str], *,
-                 name: str = "client", udp: bool = False, bind: str | None = None) -> Program:
+                 name: str = "client", udp: bool = False, bind: str | None = None,
+                 reuseaddr: bool = False) -> Program:
     argv = [sys.executable, PEER, "client", host, str(check_port(port))]
-    argv += (["--udp"] if udp else []) + (["--bind", bind] if bind else []) + ["--", *actions]
+    argv += (["--udp"] if udp else []) + (["--bind", bind] if bind else [])
+    argv += (["--reuseaddr"] if reuseaddr else []) + ["--", *actions]
+    return Program(name, node, tb.popen(node, argv, text=True), argv)
+
+
+def start(tb: Testbed, node: str, argv: list[str], *, name: str, port: int | None = None,
+          daemon: bool = False) -> Program:
+    """Any other program (an HTTP server, curl): its report is its exit code and output.
+
+    With `port`, return only once it listens there (seen with `ss`, no probe connection).
+    """
+    if port is not None:
+        port = check_port(port)
+        if tb.run(node, ["ss", "-ltnH", f"sport = :{port}"], check=False).stdout.strip():
+            raise NetbedError(f"tcp port {port} is already in use on {node}")
+    proc = tb.popen(node, list(argv), text=True)
+    if port is not None:
+        tb.wait_listening(node, port, proc=proc)
+    return Program(name, node, proc, list(argv), raw=True, port=port, daemon=daemon)
+
+
+def try_bind(tb: Testbed, node: str, host: str, port: int, *, name: str, reuseaddr: bool = False) -> Program:
+    argv = [sys.executable, PEER, "bind", host, str(check_port(port))] + (["--reuseaddr"] if reuseaddr else [])
     return Program(name, node, tb.popen(node, argv, text=True), argv)

@@ -17,7 +17,8 @@ about; the experiment chooses their order and timing so that the verdict is dete
     kill           SIGKILL ourselves: the kernel closes what we leave open
 
     peer.py server PORT [--bind ADDR] [--udp] -- ACTIONS...
-    peer.py client HOST PORT [--bind ADDR] [--udp] -- ACTIONS...
+    peer.py client HOST PORT [--bind ADDR[:PORT]] [--reuseaddr] [--udp] -- ACTIONS...
+    peer.py bind HOST PORT [--reuseaddr]      (bind only: is the address free?)
 
 The report is one JSON line on stdout (written before `kill`, which never returns).
 """
@@ -64,10 +65,17 @@ class Peer:
     def note(self, what: str, **extra) -> None:
         self.events.append({"t": time.time(), "event": what, **extra})
 
-    def play(self, actions: list[str]) -> None:
+    def play(self, actions: list[str]) -> bool:
+        """Run the actions in order; a socket error ends the script and is reported, not raised."""
         for action in actions:
             name, _, arg = action.partition(":")
-            getattr(self, "do_" + name.replace("-", "_"))(arg)
+            try:
+                getattr(self, "do_" + name.replace("-", "_"))(arg)
+            except OSError as exc:
+                self.error = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno else type(exc).__name__
+                self.note("error", action=action, error=os.strerror(exc.errno) if exc.errno else str(exc))
+                return False
+        return True
 
     def do_send(self, arg: str) -> None:
         n = int(arg)
@@ -159,7 +167,8 @@ def run_server(args: argparse.Namespace) -> int:
     family = family_of(args.bind or "0.0.0.0")
     kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
     lsock = socket.socket(family, kind)
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if not args.no_reuseaddr:
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind((args.bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), args.port))
     if args.udp:
         peer = Peer(lsock, "server", udp=True)
@@ -170,17 +179,20 @@ def run_server(args: argparse.Namespace) -> int:
         peer = Peer(conn, "server", udp=False)
         peer.peer_addr = addr
         peer.local = conn.getsockname()
-    peer.play(args.actions)
+    ok = peer.play(args.actions)
     peer.report()
-    return 0
+    return 0 if ok else 1
 
 
 def run_client(args: argparse.Namespace) -> int:
     family = family_of(args.host)
     kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
     sock = socket.socket(family, kind)
+    if args.reuseaddr:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if args.bind:
-        sock.bind((args.bind, 0))
+        host, _, port = args.bind.rpartition(":") if args.bind.count(":") == 1 else (args.bind, "", "0")
+        sock.bind((host, int(port or 0)))
     peer = Peer(sock, "client", udp=args.udp)
     peer.peer_addr = (args.host, args.port)
     if not args.udp:
@@ -193,9 +205,27 @@ def run_client(args: argparse.Namespace) -> int:
             return 1
         peer.note("connected")
     peer.local = sock.getsockname()
-    peer.play(args.actions)
+    ok = peer.play(args.actions)
     peer.report()
-    return 0
+    return 0 if ok else 1
+
+
+def run_bind(args: argparse.Namespace) -> int:
+    """Only bind (no listen, no connect): shows whether an address is free, with or without SO_REUSEADDR."""
+    sock = socket.socket(family_of(args.host), socket.SOCK_STREAM)
+    if args.reuseaddr:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    peer = Peer(sock, "bind", udp=False)
+    try:
+        sock.bind((args.host, args.port))
+        peer.note("bound")
+    except OSError as exc:
+        peer.error = errno.errorcode.get(exc.errno, str(exc.errno))
+        peer.note("bind-failed", error=os.strerror(exc.errno or 0))
+    peer.local = (args.host, args.port)
+    peer.report(reuseaddr=args.reuseaddr)
+    sock.close()
+    return 0 if peer.error is None else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,12 +236,18 @@ def main(argv: list[str] | None = None) -> int:
     client = sub.add_parser("client")
     client.add_argument("host")
     client.add_argument("port", type=int)
+    bind = sub.add_parser("bind")
+    bind.add_argument("host")
+    bind.add_argument("port", type=int)
+    bind.add_argument("--reuseaddr", action="store_true")
+    server.add_argument("--no-reuseaddr", action="store_true")
+    client.add_argument("--reuseaddr", action="store_true", help="SO_REUSEADDR before binding")
     for p in (server, client):
-        p.add_argument("--bind")
+        p.add_argument("--bind", help="local address (client: ADDR or ADDR:PORT)")
         p.add_argument("--udp", action="store_true")
         p.add_argument("actions", nargs="*")
     args = parser.parse_args(argv)
-    return run_server(args) if args.role == "server" else run_client(args)
+    return {"server": run_server, "client": run_client, "bind": run_bind}[args.role](args)
 
 
 if __name__ == "__main__":
