@@ -22,7 +22,7 @@ from netbed.expect import Expect
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
 from netbed.preflight import require_emulation
-from netbed.report.ladder import render_text
+from netbed.report.folder import ladder_files
 
 RESULT = "result.json"
 LADDER = "ladder.txt"
@@ -125,7 +125,8 @@ def artifacts(directory: Path, evidence: Evidence) -> dict:
 def write_result(directory: Path, result: dict) -> None:
     evidence = Evidence.load(directory)
     (directory / RESULT).write_text(json.dumps(result, indent=2) + "\n")
-    (directory / LADDER).write_text(ladder_for(evidence) + "\n")
+    for name, content in ladder_files(evidence).items():  # ladder.txt and ladder.svg, the same rows
+        (directory / name).write_text(content)
     manifest = {
         "netbed_version": __version__,
         "git_commit": _git_commit(),
@@ -135,19 +136,6 @@ def write_result(directory: Path, result: dict) -> None:
         "topology": evidence.topology,
     }
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-
-
-def ladder_for(evidence: Evidence) -> str:
-    conn = evidence.connection("client") if "client" in evidence.programs else None
-    if conn is None:
-        conns = evidence.trace("client").connections
-        conn = conns[0] if conns else None
-    if conn is None:
-        return "(no TCP connection in the client-side capture)"
-    names = {evidence.facts.get("client_host"): "client", evidence.facts.get("server_host"): "server"}
-    client_name = next((h for h, r in names.items() if r == "client"), "client")
-    server_name = next((h for h, r in names.items() if r == "server"), "server")
-    return render_text(conn, client_name, server_name, point="client side")
 
 
 def _git_commit() -> str | None:
