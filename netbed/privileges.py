@@ -1,0 +1,73 @@
+"""Can this root build emulated networks? A container started without `--privileged` says yes to
+`id -u` and no to everything netbed does.
+
+Inside such a container uid 0 lacks CAP_NET_ADMIN and CAP_SYS_ADMIN, and Docker's seccomp profile
+refuses `unshare(CLONE_NEWNET)`. Nothing fails cleanly: Mininet's `mnexec -n` prints "unshare:
+Operation not permitted" and Mininet waits forever for the node's shell. So the check is made up
+front, from the kernel's own word: the effective capability set, then one real (and empty) network
+namespace, which also catches a seccomp or LSM refusal that the capability bits cannot show.
+Call it after `preflight.require_root()`: for an ordinary user the root message is the useful one.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from netbed.errors import NetbedError
+
+# capability -> bit in /proc/<pid>/status CapEff (linux/capability.h)
+NEEDED = {
+    "CAP_NET_ADMIN": 12,  # veth pairs, bridges, addresses, routes, qdiscs
+    "CAP_NET_RAW": 13,  # tcpdump
+    "CAP_SYS_ADMIN": 21,  # network and mount namespaces, bpftrace
+}
+HINT = "a container started without --privileged? Start it with `docker run --privileged ...`"
+
+
+def effective_capabilities(status: str) -> int:
+    """The CapEff mask from the text of /proc/<pid>/status."""
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split(":", 1)[1].strip(), 16)
+    raise ValueError("no CapEff line in the process status")
+
+
+def missing_capabilities(status: str) -> list[str]:
+    mask = effective_capabilities(status)
+    return [name for name, bit in NEEDED.items() if not mask >> bit & 1]
+
+
+def try_network_namespace() -> str | None:
+    """Create an empty network namespace and leave it at once; None if that worked, else why not."""
+    if shutil.which("unshare") is None:
+        return None  # util-linux is everywhere netbed installs; without it there is nothing to try
+    try:
+        proc = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode == 0:
+        return None
+    lines = proc.stderr.strip().splitlines()
+    return lines[-1] if lines else f"unshare exited with {proc.returncode}"
+
+
+def privilege_problem(status: str | None = None,
+                      probe: Callable[[], str | None] = try_network_namespace) -> str | None:
+    """One line saying why this root cannot emulate, or None when it can."""
+    if status is None:
+        status = Path("/proc/self/status").read_text()
+    missing = missing_capabilities(status)
+    if missing:
+        return f"root here lacks {', '.join(missing)}, which building emulated networks needs — {HINT}"
+    refused = probe()
+    if refused:
+        return f"root here cannot create a network namespace ({refused}) — {HINT}"
+    return None
+
+
+def require_privileges() -> None:
+    problem = privilege_problem()
+    if problem:
+        raise NetbedError(problem)
