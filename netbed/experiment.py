@@ -22,6 +22,7 @@ from netbed.network import Testbed
 from netbed.programs import Program
 from netbed.trace import Trace, kernel_states, read_trace
 
+CLOCK_MONOTONIC_COARSE = getattr(time, "CLOCK_MONOTONIC_COARSE", 6)  # Linux's clock id 6
 DEFAULT_PORT = 9000  # the lecture: "建议:使用8000之后的端口"
 EVIDENCE = "evidence.json"
 
@@ -121,8 +122,33 @@ class Lab:
         """A file programs wait for (action wait-file:PATH) until `signal(name)` creates it."""
         return str(self.out / f".signal-{name}")
 
-    def signal(self, name: str) -> None:
+    def signal(self, name: str, on_tick: bool = False) -> None:
+        """Let programs waiting on `name` go on.
+
+        on_tick: just after a kernel timer tick, so that whatever the programs do next (close,
+        arming a retransmission timer) happens within one jiffy on every run.
+        """
+        if on_tick:
+            start = time.clock_gettime(CLOCK_MONOTONIC_COARSE)  # advances exactly at ticks
+            while time.clock_gettime(CLOCK_MONOTONIC_COARSE) == start:
+                pass
         (self.out / f".signal-{name}").touch()
+
+    def hold(self, host: str) -> None:
+        """Hold the host's outgoing packets in its queue (a token bucket of 200 bytes at 8 bit/s).
+
+        The kernel has no netem or plug qdisc here; a token bucket that is nearly empty keeps
+        packets queued, in order, until `release` refills it. The first 200 bytes still pass.
+        """
+        intf = self.tb.spec(host).interfaces[0].name
+        self.run(host, ["tc", "qdisc", "add", "dev", intf, "root", "tbf", "rate", "8bit", "burst", "200",
+                        "limit", "100000"])
+
+    def release(self, host: str) -> None:
+        """Send what `hold` kept, in order, now."""
+        intf = self.tb.spec(host).interfaces[0].name
+        self.run(host, ["tc", "qdisc", "change", "dev", intf, "root", "tbf", "rate", "10gbit", "burst", "200000",
+                        "limit", "100000"])
 
     def sockets(self, host: str, state: str | None = None) -> list[str]:
         """`ss -tan` lines of a host, optionally only one state (ss's names: fin-wait-1, time-wait…)."""

@@ -11,6 +11,7 @@ from netbed.errors import NetbedError
 from netbed.network import Testbed
 
 PEER = str(Path(__file__).with_name("peer.py"))
+HTTPD = str(Path(__file__).with_name("httpd.py"))
 
 
 @dataclass

@@ -12,7 +12,9 @@ about; the experiment chooses their order and timing so that the verdict is dete
     quickack       TCP_QUICKACK: send the delayed ACK now instead of within 40-200 ms
     linger0        SO_LINGER on with timeout 0: close() will send RST
     sleep:S        wait S seconds
-    wait-file:P    wait until file P exists (the experiment's signal that it may go on)
+    wait-file:P    wait until file P exists (the experiment's signal that it may go on); polled
+                   every 0.2 ms, so programs waiting on one file go on within a fraction of a jiffy
+    cpu:N          run on CPU N only (two peers on one CPU share one softirq: their timers fire together)
     close          close()
     kill           SIGKILL ourselves: the kernel closes what we leave open
 
@@ -129,7 +131,10 @@ class Peer:
 
     def do_wait_file(self, arg: str) -> None:
         while not os.path.exists(arg):
-            time.sleep(0.005)
+            time.sleep(0.0002)
+
+    def do_cpu(self, arg: str) -> None:
+        os.sched_setaffinity(0, {int(arg)})
 
     def do_close(self, _arg: str) -> None:
         self.sock.close()
