@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="re-run a saved run's assertions offline")
     p.add_argument("dir", type=Path)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("show", help="a saved run: verdict, ladder diagram, kernel TCP states",
+                       epilog="example: netbed show runs/…-close-client-wan")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--json", action="store_true", help="print verdict, ladder rows and states as JSON")
     return parser
 
 
@@ -153,6 +158,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if result["passed"] else 1
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from netbed.report.folder import format_show, show_dir
+
+    shown = show_dir(args.dir)
+    if args.json:
+        print(json.dumps({k: v for k, v in shown.items() if k != "ladder_text"}, indent=2, ensure_ascii=False))
+    else:
+        print(format_show(shown))
+    return 0 if shown["passed"] else 1
+
+
 def print_result(result: dict) -> None:
     verdict = "PASS" if result["passed"] else "FAIL"
     print(f"{verdict}  {result['experiment']} on {result['topology']}")
@@ -181,7 +197,8 @@ def print_table(results: list[dict]) -> None:
     print(f"\n{n_pass}/{len(results)} passed; run folders under {Path(results[0]['artifacts']['dir']).parent}")
 
 
-COMMANDS = {"topo": cmd_topo, "list": cmd_list, "trace": cmd_trace, "run": cmd_run, "check": cmd_check}
+COMMANDS = {"topo": cmd_topo, "list": cmd_list, "trace": cmd_trace, "run": cmd_run, "check": cmd_check,
+            "show": cmd_show}
 
 
 if __name__ == "__main__":

@@ -64,6 +64,17 @@ def show_dir(directory: Path) -> dict[str, Any]:
     the current assertions); otherwise it is the one saved in result.json, and ``verdict_from`` says so.
     """
     directory = Path(directory)
+    try:
+        return _show(directory)
+    except (OSError, ValueError, KeyError) as exc:  # a damaged folder: say what, not a traceback
+        if isinstance(exc, OSError) and exc.filename:
+            what = f"{exc.filename}: {exc.strerror}"
+        else:
+            what = f"{type(exc).__name__}: {exc}"
+        raise NetbedError(f"{directory} cannot be shown, its saved files are damaged ({what})") from None
+
+
+def _show(directory: Path) -> dict[str, Any]:
     evidence = Evidence.load(directory)
     try:
         get(evidence.experiment)

@@ -45,14 +45,17 @@ def _text(x: float, y: float, content: str, cls: str | None = None, color: str |
     return f'<text x="{x:.1f}" y="{y:.1f}"{klass}{style}>{escape(content)}</text>'
 
 
-def _text_width(content: str, size: float, mono: bool = False) -> float:
-    """A width estimate good enough to size boxes around text (no font metrics without a renderer)."""
-    return len(content) * size * (0.61 if mono else 0.6)
+def _text_width(content: str, size: float, style: str = "sans") -> float:
+    """A width estimate good enough to size boxes around text (no font metrics without a renderer).
+
+    Average advance per em: DejaVu Sans Mono 0.6; DejaVu Sans about 0.55, bold about 0.65.
+    """
+    return len(content) * size * {"mono": 0.61, "sans": 0.55, "bold": 0.65}[style]
 
 
 def _head(x: float, title: str, endpoint: str) -> str:
     """A column header: a box on the lifeline with the host name over ip:port."""
-    w = max(_text_width(title, 13), _text_width(endpoint, 12, mono=True)) + 28
+    w = max(_text_width(title, 13, "bold"), _text_width(endpoint, 12, "mono")) + 28
     return (f'<g class="head"><rect x="{x - w / 2:.1f}" y="40" width="{w:.1f}" height="44" rx="6" '
             f'fill="#eef2f7" stroke="#5b6b7f"/>'
             + _text(x, 58, title, "host")
@@ -97,7 +100,7 @@ def _arrow(arrow: Arrow, y: float) -> str:
 
 def _state(mark: StateMark, y: float) -> str:
     """A state box beside its side's lifeline (outside the arrows), with a dot on the lifeline."""
-    w = _text_width(mark.label, 11, mono=True) + 16
+    w = _text_width(mark.label, 11, "mono") + 16
     h = 18
     x_line = X_LEFT if mark.side == "client" else X_RIGHT
     x = x_line - 10 - w if mark.side == "client" else x_line + 10
@@ -122,7 +125,7 @@ def _legend(y: float) -> tuple[list[str], float]:
              ("kernel TCP state", box, "", 0, "")]
     out, x = [], 20.0
     for text, sample, color, w, dash in items:
-        need = 30 + _text_width(text, 11) + 20
+        need = 30 + _text_width(text, 11) + 14
         if x + need > WIDTH - 10:
             x, y = 20.0, y + 20
         out.append(sample.format(x=x, x2=x + 24, y=y - 4 if sample is line else y - 11, color=color, w=w,
