@@ -91,8 +91,9 @@ def start_server(tb: Testbed, node: str, port: int, actions: list[str], *, name:
     flag = "-lunH" if udp else "-ltnH"
     if tb.run(node, ["ss", flag, f"sport = :{port}"], check=False).stdout.strip():
         raise NetbedError(f"{proto} port {port} is already in use on {node}")
-    argv = [sys.executable, PEER, "server", str(port)]
-    argv += (["--udp"] if udp else []) + (["--bind", bind] if bind else []) + ["--", *actions]
+    # options first: argparse gives the trailing "*" positional everything after the port
+    argv = [sys.executable, PEER, "server"] + (["--udp"] if udp else []) + (["--bind", bind] if bind else [])
+    argv += [str(port), "--", *actions]
     proc = tb.popen(node, argv, text=True)
     tb.wait_listening(node, port, proto=proto, proc=proc)
     return Program(name, node, proc, argv, port=port)
@@ -101,9 +102,8 @@ def start_server(tb: Testbed, node: str, port: int, actions: list[str], *, name:
 def start_client(tb: Testbed, node: str, host: str, port: int, actions: list[str], *,
                  name: str = "client", udp: bool = False, bind: str | None = None,
                  reuseaddr: bool = False) -> Program:
-    argv = [sys.executable, PEER, "client", host, str(check_port(port))]
-    argv += (["--udp"] if udp else []) + (["--bind", bind] if bind else [])
-    argv += (["--reuseaddr"] if reuseaddr else []) + ["--", *actions]
+    argv = [sys.executable, PEER, "client"] + (["--udp"] if udp else []) + (["--bind", bind] if bind else [])
+    argv += (["--reuseaddr"] if reuseaddr else []) + [host, str(check_port(port)), "--", *actions]
     return Program(name, node, tb.popen(node, argv, text=True), argv)
 
 
