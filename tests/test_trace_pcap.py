@@ -223,3 +223,24 @@ def test_frames_table_converts_to_one_structured_array(tmp_path: Path) -> None:
     assert records.dtype.names is not None and "tcp_flags" in records.dtype.names
     assert list(records["tcp_flags"]) == [2, 18, 16]
     assert np.array_equal(f.select(f.tcp_flags == 16).frame, [3])
+
+
+def test_pcapng_sections_of_both_byte_orders_number_interfaces_globally(tmp_path: Path) -> None:
+    first = pcapng_bytes(one_segment(), interfaces=[(1, 6)])
+    second = pcapng_bytes(one_segment(), interfaces=[(101, 9)], big_endian=True)
+    path = tmp_path / "two.pcapng"
+    path.write_bytes(first + second)
+    f, warnings = read_frames(path)
+    assert warnings == []
+    assert list(f.interface) == [0, 1] and list(f.linktype) == [1, 101]
+    assert_hello_segment(f, 0)
+    assert_hello_segment(f, 1)
+
+
+def test_a_packet_block_too_short_for_its_header_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    data = pcapng_bytes(one_segment())
+    short_epb = struct.pack("<III", 6, 12, 12)
+    path = tmp_path / "short.pcapng"
+    path.write_bytes(data + short_epb)
+    f, warnings = read_frames(path)
+    assert len(f) == 1 and "too short" in warnings[0]

@@ -19,7 +19,6 @@ import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -55,10 +54,11 @@ class _Tcp:
 def classify_frames(frames: Frames) -> list[Connection]:
     """Every TCP connection in a frame table, in order of their first segment."""
     rows = np.flatnonzero(frames.has_tcp)
-    tcp = _Tcp(frames.frame[rows], frames.time[rows], frames.src_ip6_hi[rows], frames.src_ip6_lo[rows],
-               frames.dst_ip6_hi[rows], frames.dst_ip6_lo[rows], frames.sport[rows], frames.dport[rows],
-               frames.seq[rows].astype(np.int64), frames.ack[rows].astype(np.int64),
-               frames.tcp_flags[rows].astype(np.int64), frames.payload_len[rows].astype(np.int64))
+    # Usually every frame is TCP: then the columns are used as they are, without copies.
+    pick: np.ndarray | slice = slice(None) if len(rows) == len(frames) else rows
+    tcp = _Tcp(*(getattr(frames, name)[pick] for name in (
+        "frame", "time", "src_ip6_hi", "src_ip6_lo", "dst_ip6_hi", "dst_ip6_lo", "sport", "dport", "seq", "ack",
+        "tcp_flags", "payload_len")))
     source = _FrameSegments(frames, rows)
     return _classify(tcp, source.segments)
 
@@ -77,10 +77,10 @@ def classify_segments(segments: Sequence[Segment]) -> list[Connection]:
         np.array([a & (2**64 - 1) for a in dst], np.uint64).reshape(n),
         np.array([s.src.port for s in segments], np.int64).reshape(n),
         np.array([s.dst.port for s in segments], np.int64).reshape(n),
-        np.array([s.seq % 2**32 for s in segments], np.int64).reshape(n),
-        np.array([s.ack % 2**32 for s in segments], np.int64).reshape(n),
-        np.array([s.flags for s in segments], np.int64).reshape(n),
-        np.array([s.payload_len for s in segments], np.int64).reshape(n),
+        np.array([s.seq % 2**32 for s in segments], np.uint32).reshape(n),
+        np.array([s.ack % 2**32 for s in segments], np.uint32).reshape(n),
+        np.array([s.flags for s in segments], np.uint8).reshape(n),
+        np.array([s.payload_len for s in segments], np.uint32).reshape(n),
     )
     return _classify(tcp, lambda rows: [segments[i] for i in rows.tolist()])
 
@@ -241,15 +241,14 @@ def _classify(t: _Tcp, load: Callable[[np.ndarray], list[Segment]]) -> list[Conn
         return []
     a, b = _endpoint_keys(t)
 
-    # Direction-independent 4-tuple -> dense pair number; a stable sort keeps capture order inside.
+    # Direction-independent 4-tuple; a stable sort on it keeps capture order inside each 4-tuple.
     low, high = np.minimum(a, b), np.maximum(a, b)
-    _, low_id = np.unique(low, return_inverse=True)
-    high_values, high_id = np.unique(high, return_inverse=True)
-    pair = low_id.reshape(-1).astype(np.int64) * len(high_values) + high_id.reshape(-1)
-    order = np.argsort(pair, kind="stable")
-    pair = pair[order]
+    order = np.lexsort((high, low))
+    low, high = low[order], high[order]
     a, b = a[order], b[order]
-    flags, seq, ack, plen = t.flags[order], t.seq[order], t.ack[order], t.plen[order]
+    # Sequence arithmetic is done in int64 and reduced modulo 2^32 where it matters.
+    flags, seq, ack, plen = (t.flags[order].astype(np.int64), t.seq[order].astype(np.int64),
+                             t.ack[order].astype(np.int64), t.plen[order].astype(np.int64))
 
     syn = (flags & SYN) != 0
     fin = (flags & FIN) != 0
@@ -258,7 +257,9 @@ def _classify(t: _Tcp, load: Callable[[np.ndarray], list[Segment]]) -> list[Conn
     pure_syn = syn & ~has_ack
     starts = np.empty(n, bool)
     starts[0] = True
-    np.not_equal(pair[1:], pair[:-1], out=starts[1:])
+    np.not_equal(low[1:], low[:-1], out=starts[1:])
+    starts[1:] |= high[1:] != high[:-1]
+    del low, high
 
     # Port reuse: only 4-tuples with a SYN after their first segment need a closer look.
     late_syn = pure_syn & ~starts
@@ -406,30 +407,34 @@ def _classify(t: _Tcp, load: Callable[[np.ndarray], list[Segment]]) -> list[Conn
     c_lo = np.where(client_is_src, t.src_lo[r0], t.dst_lo[r0])
     s_hi = np.where(client_is_src, t.dst_hi[r0], t.src_hi[r0])
     s_lo = np.where(client_is_src, t.dst_lo[r0], t.src_lo[r0])
-    c_port = np.where(client_is_src, t.sport[r0], t.dport[r0]).tolist()
-    s_port = np.where(client_is_src, t.dport[r0], t.sport[r0]).tolist()
+    c_port = np.where(client_is_src, t.sport[r0], t.dport[r0])
+    s_port = np.where(client_is_src, t.dport[r0], t.sport[r0])
     c_ip = _ip_texts(c_hi, c_lo)
     s_ip = _ip_texts(s_hi, s_lo)
     time = t.time[order]
-    t_start = np.minimum.reduceat(time, cstart).tolist()
-    t_end = np.maximum.reduceat(time, cstart).tolist()
+    t_start = np.minimum.reduceat(time, cstart)
+    t_end = np.maximum.reduceat(time, cstart)
 
+    # Report connections in the order their first segment was captured.
+    by_time = np.argsort(t.frame[r0], kind="stable")
     handshakes = ("complete", "refused", "incomplete", "none")
     kinds = ("four-way", "three-way", "simultaneous", "reset", "open")
     whos = {0: "client", 1: "server", 2: "both", -1: None}
-    columns = zip(
-        c_ip, c_port, s_ip, s_port, handshake.tolist(), isn_c.tolist(), isn_s.tolist(), kind.tolist(),
-        who.tolist(), bytes_all[0].tolist(), bytes_all[1].tolist(), half.tolist(), retrans[0].tolist(),
-        retrans[1].tolist(), t_start, t_end, cstart.tolist(), cend.tolist())
+    c_ip = [c_ip[i] for i in by_time.tolist()]
+    s_ip = [s_ip[i] for i in by_time.tolist()]
+    columns = zip(*(np.asarray(x)[by_time].tolist() for x in (
+        c_port, s_port, handshake, isn_c, isn_s, kind, who, bytes_all[0], bytes_all[1], half, retrans[0],
+        retrans[1], t_start, t_end, cstart, cend)))
+
+    def source(lo: int, hi: int) -> list[Segment]:
+        return load(order[lo:hi])
+
     conns = []
+    append = conns.append
     with _gc_paused():
-        for (cip, cport, sip, sport, hs, xc, xs, k, w, bc, bs, hb, rc, rs, t0, t1, lo, hi) in columns:
-            conns.append(Connection(
-                client=Endpoint(cip, cport), server=Endpoint(sip, sport), handshake=handshakes[hs],
-                isn={"client": xc if xc >= 0 else None, "server": xs if xs >= 0 else None},
-                close_kind=kinds[k], close_initiator=whos[w], bytes_client=bc, bytes_server=bs,
-                half_close_bytes=hb, retransmissions={"client": rc, "server": rs}, start=t0, end=t1,
-                segment_count=hi - lo, _load=partial(load, order[lo:hi])))
-    # Report connections in the order their first segment was captured.
-    first_frame = t.frame[r0]
-    return [conns[i] for i in np.argsort(first_frame, kind="stable").tolist()]
+        for cip, sip, (cport, sport, hs, xc, xs, k, w, bc, bs, hb, rc, rs, t0, t1, lo, hi) in zip(c_ip, s_ip, columns):
+            append(Connection(
+                Endpoint(cip, cport), Endpoint(sip, sport), handshakes[hs],
+                {"client": xc if xc >= 0 else None, "server": xs if xs >= 0 else None},
+                kinds[k], whos[w], bc, bs, hb, {"client": rc, "server": rs}, t0, t1, hi - lo, source, lo, hi))
+    return conns

@@ -113,16 +113,19 @@ class Connection:
     start: float
     end: float
     segment_count: int = 0
+    # Where the segments come from when first asked for: source(lo, hi) gives them (see classify.py).
+    _source: Callable[[int, int], list[Segment]] | None = field(default=None, repr=False)
+    _lo: int = field(default=0, repr=False)
+    _hi: int = field(default=0, repr=False)
     _segments: list[Segment] | None = field(default=None, repr=False)
-    _load: Callable[[], list[Segment]] | None = field(default=None, repr=False)
-    _bases: dict[str, int | None] = field(default_factory=dict, repr=False)
+    _bases: dict[str, int | None] | None = field(default=None, repr=False)
 
     @property
     def segments(self) -> list[Segment]:
         """The connection's segments in capture order."""
         if self._segments is None:
-            self._segments = self._load() if self._load is not None else []
-            self._load = None
+            self._segments = self._source(self._lo, self._hi) if self._source is not None else []
+            self._source = None
         return self._segments
 
     def side(self, segment: Segment) -> str:
@@ -131,6 +134,8 @@ class Connection:
 
     def _base(self, side: str) -> int | None:
         """Where relative numbering starts for one side: its ISN, or (mid-stream) its first seq seen."""
+        if self._bases is None:
+            self._bases = {}
         if side not in self._bases:
             base = self.isn.get(side)
             if base is None:

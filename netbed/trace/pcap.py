@@ -21,6 +21,8 @@ ARP, TCP, UDP.
 
 from __future__ import annotations
 
+import array
+import mmap
 import os
 import struct
 from dataclasses import dataclass, field, fields
@@ -148,8 +150,24 @@ def read_frames(path: str | os.PathLike[str]) -> tuple[Frames, list[str]]:
     """Read every frame of a pcap/pcapng file; return the table and the warnings met on the way."""
     name = os.fspath(path)
     with open(name, "rb") as f:
-        data = f.read()
-    if not data:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            # Mapping the file costs a page fault per 64 KiB instead of a copy of the whole file.
+            data: bytes | mmap.mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else f.read()
+        except (OSError, ValueError):  # not mappable (a pipe, a special file): read it
+            data = f.read()
+    try:
+        return _read(data, name)
+    finally:
+        if isinstance(data, mmap.mmap):
+            try:
+                data.close()
+            except BufferError:  # a view still alive (only on an error path): the collector closes it
+                pass
+
+
+def _read(data: bytes | mmap.mmap, name: str) -> tuple[Frames, list[str]]:
+    if not len(data):
         raise PcapError(f"empty file: {name}")
     warnings: list[str] = []
     magic = data[:4]
@@ -194,7 +212,7 @@ def _compact(rows: np.ndarray) -> np.ndarray | slice:
     return rows
 
 
-def _index_classic(data: bytes, warnings: list[str]) -> _Index:
+def _index_classic(data: bytes | mmap.mmap, warnings: list[str]) -> _Index:
     bo = "little" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else "big"
     nano = data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
     n = len(data)
@@ -207,7 +225,7 @@ def _index_classic(data: bytes, warnings: list[str]) -> _Index:
 
     # The one per-record Python loop of the reader: follow the length chain. Absurd lengths are
     # looked for afterwards, in bulk, to keep this loop minimal.
-    offsets: list[int] = []
+    offsets = array.array("q")  # 8 bytes per record; a list would keep a 32-byte int object per record
     append = offsets.append
     captured_length = struct.Struct(("<" if bo == "little" else ">") + "8xI").unpack_from
     last_header = n - 16
@@ -215,7 +233,7 @@ def _index_classic(data: bytes, warnings: list[str]) -> _Index:
     while o <= last_header:
         append(o)
         o += 16 + captured_length(data, o)[0]
-    at = np.asarray(offsets, np.int64)
+    at = np.frombuffer(offsets, np.int64) if offsets else np.zeros(0, np.int64)
     lengths = np.diff(np.append(at, o)) - 16
     bad = np.flatnonzero(lengths > limit)
     if len(bad):
@@ -260,7 +278,7 @@ class _Interface:
     offset_seconds: int = 0
 
 
-def _idb_options(data: bytes, o: int, end: int, bo: str, iface: _Interface) -> None:
+def _idb_options(data: bytes | mmap.mmap, o: int, end: int, bo: str, iface: _Interface) -> None:
     """Read if_tsresol (9) and if_tsoffset (14) from an IDB's options; ignore everything else."""
     while o + 4 <= end:
         code = int.from_bytes(data[o:o + 2], bo)
@@ -279,7 +297,7 @@ def _idb_options(data: bytes, o: int, end: int, bo: str, iface: _Interface) -> N
         o += 4 + (size + 3) // 4 * 4
 
 
-def _index_pcapng(data: bytes, warnings: list[str], name: str) -> _Index:
+def _index_pcapng(data: bytes | mmap.mmap, warnings: list[str], name: str) -> _Index:
     n = len(data)
     interfaces: list[_Interface] = []
     # Each section restarts interface numbering and may change byte order: remember, per section,
@@ -290,6 +308,7 @@ def _index_pcapng(data: bytes, warnings: list[str], name: str) -> _Index:
     kinds: list[int] = []  # 0 = EPB, 1 = SPB, in file order (only filled once an SPB is seen)
     bo = "little"
     o = 0
+    short = 0
     from_bytes = int.from_bytes
     while o + 12 <= n:
         btype = from_bytes(data[o:o + 4], bo)
@@ -313,7 +332,9 @@ def _index_pcapng(data: bytes, warnings: list[str], name: str) -> _Index:
             warnings.append(f"truncated file: the last pcapng block (at byte {o}) is cut short; "
                             f"kept {len(epb) + len(spb)} complete records")
             break
-        if btype == 6:
+        if (btype == 6 and blen < 32) or (btype == 3 and blen < 16):
+            short += 1
+        elif btype == 6:
             epb.append(o)
             if spb:
                 kinds.append(0)
@@ -330,6 +351,8 @@ def _index_pcapng(data: bytes, warnings: list[str], name: str) -> _Index:
     else:
         if o < n:
             warnings.append(f"truncated file: {n - o} trailing bytes are not a complete pcapng block")
+    if short:
+        warnings.append(f"{short} packet blocks too short to hold a packet header were skipped")
     if not sections:
         return _empty_index()
 
