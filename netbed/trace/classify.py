@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from .model import ACK, FIN, RST, SYN, Connection, Endpoint, Segment
+from .model import ACK, CLOSE_KINDS, FIN, HANDSHAKES, RST, SYN, Connection, Endpoint, Segment
 from .pcap import Frames
 
 __all__ = ["classify_frames", "classify_segments"]
@@ -235,34 +235,64 @@ def _union_bytes(conn: np.ndarray, start: np.ndarray, end: np.ndarray, count: in
     return np.bincount(conn, weights=new, minlength=count).astype(np.int64)
 
 
-def _classify(t: _Tcp, load: Callable[[np.ndarray], list[Segment]]) -> list[Connection]:
-    n = len(t.frame)
-    if n == 0:
-        return []
+@dataclass
+class _Rows:
+    """All TCP segments sorted by connection (capture order inside one), with their flag bits."""
+
+    order: np.ndarray  # sorted row -> row of the unsorted columns
+    cid: np.ndarray  # sorted row -> connection number
+    start: np.ndarray  # connection number -> its first sorted row
+    src: np.ndarray  # endpoint key of the sender
+    dst: np.ndarray
+    flags: np.ndarray  # int64 from here on: sequence arithmetic reduced modulo 2^32 where it matters
+    seq: np.ndarray
+    ack: np.ndarray
+    plen: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.syn = (self.flags & SYN) != 0
+        self.fin = (self.flags & FIN) != 0
+        self.rst = (self.flags & RST) != 0
+        self.has_ack = (self.flags & ACK) != 0
+        self.count = len(self.start)
+        self.end = np.append(self.start[1:], len(self.cid))
+        self.position = np.arange(len(self.cid))
+
+    def first(self, mask: np.ndarray) -> np.ndarray:
+        """Per connection, the sorted row of the first segment where mask holds (-1: none)."""
+        pos = np.full(self.count, -1, np.int64)
+        idx = np.flatnonzero(mask)
+        if len(idx):
+            c = self.cid[idx]
+            keep = np.empty(len(idx), bool)
+            keep[0] = True
+            np.not_equal(c[1:], c[:-1], out=keep[1:])
+            pos[c[keep]] = idx[keep]
+        return pos
+
+
+def _at(values: np.ndarray, pos: np.ndarray, missing: int = -1) -> np.ndarray:
+    """values[pos] per connection, ``missing`` where pos is -1."""
+    return np.where(pos >= 0, values[np.maximum(pos, 0)], missing)
+
+
+def _sort_into_connections(t: _Tcp) -> _Rows:
+    """Sort segments by 4-tuple, keeping capture order, and cut each 4-tuple at port reuse."""
     a, b = _endpoint_keys(t)
-
-    # Direction-independent 4-tuple; a stable sort on it keeps capture order inside each 4-tuple.
     low, high = np.minimum(a, b), np.maximum(a, b)
-    order = np.lexsort((high, low))
+    order = np.lexsort((high, low))  # stable: capture order survives inside a 4-tuple
     low, high = low[order], high[order]
-    a, b = a[order], b[order]
-    # Sequence arithmetic is done in int64 and reduced modulo 2^32 where it matters.
-    flags, seq, ack, plen = (t.flags[order].astype(np.int64), t.seq[order].astype(np.int64),
-                             t.ack[order].astype(np.int64), t.plen[order].astype(np.int64))
-
-    syn = (flags & SYN) != 0
-    fin = (flags & FIN) != 0
-    rst = (flags & RST) != 0
-    has_ack = (flags & ACK) != 0
-    pure_syn = syn & ~has_ack
+    n = len(order)
     starts = np.empty(n, bool)
     starts[0] = True
     np.not_equal(low[1:], low[:-1], out=starts[1:])
     starts[1:] |= high[1:] != high[:-1]
-    del low, high
+    a, b = a[order], b[order]
+    flags = t.flags[order].astype(np.int64)
+    seq = t.seq[order].astype(np.int64)
 
-    # Port reuse: only 4-tuples with a SYN after their first segment need a closer look.
-    late_syn = pure_syn & ~starts
+    # Only 4-tuples with a SYN after their first segment can hold several connections.
+    late_syn = ((flags & (SYN | ACK)) == SYN) & ~starts
     if late_syn.any():
         tuple_id = np.cumsum(starts) - 1
         tuple_start = np.flatnonzero(starts)
@@ -271,170 +301,189 @@ def _classify(t: _Tcp, load: Callable[[np.ndarray], list[Segment]]) -> list[Conn
             lo, hi = int(tuple_start[g]), int(tuple_end[g])
             for k in _reuse_breaks(a[lo:hi].tolist(), flags[lo:hi].tolist(), seq[lo:hi].tolist()):
                 starts[lo + k] = True
+    return _Rows(order, np.cumsum(starts) - 1, np.flatnonzero(starts), a, b, flags, seq,
+                 t.ack[order].astype(np.int64), t.plen[order].astype(np.int64))
 
-    cid = np.cumsum(starts) - 1
-    cstart = np.flatnonzero(starts)
-    count = len(cstart)
-    cend = np.append(cstart[1:], n)
-    position = np.arange(n)
-    none = np.full(count, -1, np.int64)
 
-    def first(mask: np.ndarray) -> np.ndarray:
-        """Per connection, the position of the first row where mask holds (-1: nowhere)."""
-        pos = none.copy()
-        idx = np.flatnonzero(mask)
-        if len(idx):
-            c = cid[idx]
-            keep = np.empty(len(idx), bool)
-            keep[0] = True
-            np.not_equal(c[1:], c[:-1], out=keep[1:])
-            pos[c[keep]] = idx[keep]
-        return pos
+def _from_server(r: _Rows, t: _Tcp) -> np.ndarray:
+    """Which segments the server sent. The client sent the first SYN; without one, it received a
+    SYN-ACK; without that either (capture began mid-connection), it has the higher (ephemeral)
+    port, and on equal ports it is the first sender."""
+    pos_syn = r.first(r.syn & ~r.has_ack)
+    pos_synack = r.first(r.syn & r.has_ack)
+    first_row = r.order[r.start]
+    by_port = np.where(t.dport[first_row] > t.sport[first_row], r.dst[r.start], r.src[r.start])
+    client = np.where(pos_syn >= 0, _at(r.src, pos_syn), np.where(pos_synack >= 0, _at(r.dst, pos_synack), by_port))
+    return r.src != client[r.cid]
 
-    def at(values: np.ndarray, pos: np.ndarray, missing: int = -1) -> np.ndarray:
-        return np.where(pos >= 0, values[pos], missing)
 
-    # Client: sender of the first SYN; else receiver of a SYN-ACK; else the higher (ephemeral) port,
-    # and on a tie the first sender.
-    pos_syn = first(pure_syn)
-    pos_synack = first(syn & has_ack)
-    f0 = cstart
-    first_row = order[cstart]  # each connection's first segment, as a row of the unsorted columns
-    by_port = np.where(t.dport[first_row] > t.sport[first_row], b[f0], a[f0])
-    client_key = np.where(pos_syn >= 0, a[np.maximum(pos_syn, 0)],
-                          np.where(pos_synack >= 0, b[np.maximum(pos_synack, 0)], by_port))
-    from_server = a != client_key[cid]
-    from_client = ~from_server
+def _handshake(r: _Rows, from_server: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(handshake code, client ISN, server ISN) per connection; the code indexes model.HANDSHAKES.
 
-    # Handshake: SYN(x), SYN-ACK(y, ack x+1), ACK(ack y+1).
+    complete: SYN(x), SYN-ACK(y) with ack x+1, then ACK with ack y+1; refused: the server answered
+    the SYN with RST and never sent a SYN; incomplete: any other SYN; none: no SYN seen.
+    """
+    cid = r.cid
+    pos_syn = r.first(r.syn & ~r.has_ack & ~from_server)
     has_syn = pos_syn >= 0
-    isn_c = at(seq, pos_syn)
-    synack_ok = syn & has_ack & from_server & has_syn[cid] & (ack == ((isn_c + 1) & _M32)[cid])
-    pos_sa_ok = first(synack_ok)
-    pos_srv_syn = first(syn & from_server)
-    isn_s = np.where(pos_sa_ok >= 0, at(seq, pos_sa_ok), at(seq, pos_srv_syn))
-    y1 = (at(seq, pos_sa_ok) + 1) & _M32
-    third = (from_client & has_ack & ~syn & (pos_sa_ok[cid] >= 0) & (ack == y1[cid])
-             & (position > pos_sa_ok[cid]))
-    complete = first(third) >= 0
-    refused = has_syn & (pos_srv_syn < 0) & (first(rst & from_server & (position > pos_syn[cid])) >= 0)
+    isn_c = _at(r.seq, pos_syn)
+    synack_ok = r.syn & r.has_ack & from_server & has_syn[cid] & (r.ack == ((isn_c + 1) & _M32)[cid])
+    pos_synack = r.first(synack_ok)
+    pos_srv_syn = r.first(r.syn & from_server)
+    isn_s = np.where(pos_synack >= 0, _at(r.seq, pos_synack), _at(r.seq, pos_srv_syn))
+    y1 = (_at(r.seq, pos_synack) + 1) & _M32
+    third = (~from_server & r.has_ack & ~r.syn & (pos_synack[cid] >= 0) & (r.ack == y1[cid])
+             & (r.position > pos_synack[cid]))
+    complete = r.first(third) >= 0
+    refused = has_syn & (pos_srv_syn < 0) & (r.first(r.rst & from_server & (r.position > pos_syn[cid])) >= 0)
+    return np.select([complete, refused, has_syn], [0, 1, 2], 3), isn_c, isn_s
 
-    # Close: first FIN and RST per side.
-    big = n + 1
-    fin_c, fin_s = first(fin & from_client), first(fin & from_server)
-    rst_c, rst_s = first(rst & from_client), first(rst & from_server)
 
-    def pos_or_big(p: np.ndarray) -> np.ndarray:
+@dataclass
+class _Close:
+    kind: np.ndarray  # index into CLOSE_KINDS (model.py)
+    initiator: np.ndarray  # 0 client, 1 server, -1 none: who sent the first FIN or RST
+    fin: tuple[np.ndarray, np.ndarray]  # first FIN row of the client, of the server (-1: none)
+
+
+def _close(r: _Rows, from_server: np.ndarray) -> _Close:
+    """How each connection ended.
+
+    reset: an RST came before both FINs had been seen; simultaneous: the passive side's FIN does not
+    acknowledge the initiator's FIN (it left before that FIN arrived, wherever the capture was
+    taken); three-way: the first passive segment that acknowledges the initiator's FIN is the
+    passive FIN itself; four-way: it is not; open: not both FINs (the initiator is still named).
+    """
+    cid = r.cid
+    big = len(cid) + 1
+    from_client = ~from_server
+    fin_c, fin_s = r.first(r.fin & from_client), r.first(r.fin & from_server)
+    rst_c, rst_s = r.first(r.rst & from_client), r.first(r.rst & from_server)
+
+    def or_big(p: np.ndarray) -> np.ndarray:
         return np.where(p >= 0, p, big)
 
-    event_c = np.minimum(pos_or_big(fin_c), pos_or_big(rst_c))
-    event_s = np.minimum(pos_or_big(fin_s), pos_or_big(rst_s))
+    event_c = np.minimum(or_big(fin_c), or_big(rst_c))
+    event_s = np.minimum(or_big(fin_s), or_big(rst_s))
     initiator = np.where(event_c < event_s, 0, np.where(event_s < event_c, 1, -1))
-    first_rst = np.minimum(pos_or_big(rst_c), pos_or_big(rst_s))
+    first_rst = np.minimum(or_big(rst_c), or_big(rst_s))
     both_fins = (fin_c >= 0) & (fin_s >= 0)
     reset = (first_rst < big) & ~(both_fins & (np.maximum(fin_c, fin_s) < first_rst))
-    # The initiator's FIN (F1) and the passive side's FIN (F2), for connections closed by FINs.
+
     fin_closed = both_fins & ~reset
     client_first = fin_c < fin_s
-    f1 = np.where(client_first, fin_c, fin_s)
-    f2 = np.where(client_first, fin_s, fin_c)
-    f1c, f2c = np.maximum(f1, 0), np.maximum(f2, 0)
-    fin_end = (seq[f1c] + plen[f1c] + np.where(syn[f1c], 1, 0) + 1) & _M32
-    simultaneous = fin_closed & (~has_ack[f2c] | (_signed(ack[f2c] - fin_end) < 0))
-    passive_is_server = client_first[cid]
-    acks_fin = (has_ack & (from_server == passive_is_server) & (fin_closed & ~simultaneous)[cid]
-                & (_signed(ack - fin_end[cid]) >= 0))
-    pos_acks_fin = first(acks_fin)
-    three_way = (pos_acks_fin >= 0) & fin[np.maximum(pos_acks_fin, 0)]
-
-    # Sequence space per side: relative numbers by accumulating signed steps (wraparound-proof).
-    rel = np.zeros(n, np.int64)
-    retrans = [np.zeros(count, np.int64), np.zeros(count, np.int64)]
-    bytes_all = [np.zeros(count, np.int64), np.zeros(count, np.int64)]
-    bytes_before_peer_fin = [np.zeros(count, np.int64), np.zeros(count, np.int64)]
-    syn_len = syn.astype(np.int64)
-    for side, mask, isn, peer_fin in ((0, from_client, isn_c, fin_s), (1, from_server, isn_s, fin_c)):
-        idx = np.flatnonzero(mask)
-        if len(idx) == 0:
-            continue
-        c = cid[idx]
-        s = seq[idx]
-        group_first = np.empty(len(idx), bool)
-        group_first[0] = True
-        np.not_equal(c[1:], c[:-1], out=group_first[1:])
-        group = np.cumsum(group_first) - 1
-        base = np.where(isn[c] >= 0, isn[c], s[group_first][group])
-        prev = np.empty_like(s)
-        prev[0] = 0
-        prev[1:] = s[:-1]
-        step = _signed(np.where(group_first, s - base, s - prev))
-        acc = np.cumsum(step)
-        r = acc - (acc - step)[group_first][group]
-        rel[idx] = r
-        p = plen[idx]
-        occupied_end = r + syn_len[idx] + p + fin[idx]
-        # Retransmission: occupies sequence space that starts below the highest end seen before.
-        key = c.astype(np.int64) << _GROUP_SHIFT
-        e = key + occupied_end + _GROUP_OFFSET
-        s_key = key + r + _GROUP_OFFSET
-        seen = np.empty_like(e)
-        seen[0] = s_key[0]
-        np.maximum.accumulate(e[:-1], out=seen[1:])
-        seen = np.where(group_first, s_key, seen)
-        keepalive = (p <= 1) & ~syn[idx] & ~fin[idx] & (s_key == seen - 1)
-        again = (occupied_end > r) & (s_key < seen) & ~keepalive
-        retrans[side] = np.bincount(c[again], minlength=count)
-        data = p > 0
-        ps = r + syn_len[idx]
-        bytes_all[side] = _union_bytes(c[data], ps[data], (ps + p)[data], count)
-        before = data & ((peer_fin[c] < 0) | (idx < peer_fin[c]))
-        bytes_before_peer_fin[side] = _union_bytes(c[before], ps[before], (ps + p)[before], count)
-
-    # Half-close: what the passive side added after the initiator's first FIN.
-    init_fin = np.where(initiator == 0, fin_c, np.where(initiator == 1, fin_s, -1))
-    half = np.where(initiator == 0, bytes_all[1] - bytes_before_peer_fin[1],
-                    bytes_all[0] - bytes_before_peer_fin[0])
-    half = np.where(init_fin >= 0, half, 0)
-
-    handshake = np.select([complete, refused, has_syn], [0, 1, 2], 3)
+    f1 = np.maximum(np.where(client_first, fin_c, fin_s), 0)  # the initiator's FIN
+    f2 = np.maximum(np.where(client_first, fin_s, fin_c), 0)  # the passive side's FIN
+    fin_end = (r.seq[f1] + r.plen[f1] + r.syn[f1] + 1) & _M32  # the ack that covers F1
+    simultaneous = fin_closed & (~r.has_ack[f2] | (_signed(r.ack[f2] - fin_end) < 0))
+    acks_fin = (r.has_ack & (from_server == client_first[cid]) & (fin_closed & ~simultaneous)[cid]
+                & (_signed(r.ack - fin_end[cid]) >= 0))
+    pos_acks_fin = r.first(acks_fin)
+    three_way = (pos_acks_fin >= 0) & r.fin[np.maximum(pos_acks_fin, 0)]
     kind = np.select([reset, simultaneous, fin_closed & three_way, fin_closed], [3, 2, 1, 0], 4)
-    who = np.where(simultaneous, 2, initiator)
+    return _Close(kind, initiator, (fin_c, fin_s))
 
-    # Endpoints from each connection's first segment.
-    client_is_src = from_client[cstart]
-    r0 = first_row
-    c_hi = np.where(client_is_src, t.src_hi[r0], t.dst_hi[r0])
-    c_lo = np.where(client_is_src, t.src_lo[r0], t.dst_lo[r0])
-    s_hi = np.where(client_is_src, t.dst_hi[r0], t.src_hi[r0])
-    s_lo = np.where(client_is_src, t.dst_lo[r0], t.src_lo[r0])
-    c_port = np.where(client_is_src, t.sport[r0], t.dport[r0])
-    s_port = np.where(client_is_src, t.dport[r0], t.sport[r0])
-    c_ip = _ip_texts(c_hi, c_lo)
-    s_ip = _ip_texts(s_hi, s_lo)
-    time = t.time[order]
-    t_start = np.minimum.reduceat(time, cstart)
-    t_end = np.maximum.reduceat(time, cstart)
 
-    # Report connections in the order their first segment was captured.
+@dataclass
+class _Bytes:
+    payload: np.ndarray  # distinct payload bytes per connection
+    before_peer_fin: np.ndarray  # ... of them sent before the other side's first FIN (capture order)
+    retransmissions: np.ndarray
+
+
+def _sequence_space(r: _Rows, mine: np.ndarray, isn: np.ndarray, peer_fin: np.ndarray) -> _Bytes:
+    """Bytes and retransmissions of one side (``mine``: its segments) per connection.
+
+    Relative sequence numbers come from accumulating signed 32-bit steps between consecutive
+    segments, so numbers that wrap past 2^32 keep counting up. The base is the side's ISN, or its
+    first sequence number seen when the SYN was not captured.
+    """
+    count = r.count
+    idx = np.flatnonzero(mine)
+    if len(idx) == 0:
+        zero = np.zeros(count, np.int64)
+        return _Bytes(zero, zero, zero)
+    c = r.cid[idx]
+    s = r.seq[idx]
+    group_first = np.empty(len(idx), bool)
+    group_first[0] = True
+    np.not_equal(c[1:], c[:-1], out=group_first[1:])
+    group = np.cumsum(group_first) - 1
+    base = np.where(isn[c] >= 0, isn[c], s[group_first][group])
+    prev = np.empty_like(s)
+    prev[0] = 0
+    prev[1:] = s[:-1]
+    step = _signed(np.where(group_first, s - base, s - prev))
+    acc = np.cumsum(step)
+    rel = acc - (acc - step)[group_first][group]
+
+    syn = r.syn[idx].astype(np.int64)
+    fin = r.fin[idx]
+    p = r.plen[idx]
+    # Retransmission: occupies sequence space starting below the highest end this side reached
+    # before (keep-alive probes, one byte below that end, excepted).
+    key = c << _GROUP_SHIFT
+    start_key = key + rel + _GROUP_OFFSET
+    end_key = start_key + syn + p + fin
+    reached = np.empty_like(end_key)
+    reached[0] = start_key[0]
+    np.maximum.accumulate(end_key[:-1], out=reached[1:])
+    reached = np.where(group_first, start_key, reached)
+    keepalive = (p <= 1) & (syn == 0) & ~fin & (start_key == reached - 1)
+    again = (end_key > start_key) & (start_key < reached) & ~keepalive
+
+    data = p > 0
+    first_byte = rel + syn
+    before = data & ((peer_fin[c] < 0) | (idx < peer_fin[c]))
+    return _Bytes(_union_bytes(c[data], first_byte[data], (first_byte + p)[data], count),
+                  _union_bytes(c[before], first_byte[before], (first_byte + p)[before], count),
+                  np.bincount(c[again], minlength=count))
+
+
+_WHO = {0: "client", 1: "server", 2: "both", -1: None}
+
+
+def _classify(t: _Tcp, load: Callable[[np.ndarray], list[Segment]]) -> list[Connection]:
+    if len(t.frame) == 0:
+        return []
+    r = _sort_into_connections(t)
+    from_server = _from_server(r, t)
+    handshake, isn_c, isn_s = _handshake(r, from_server)
+    close = _close(r, from_server)
+    fin_c, fin_s = close.fin
+    client = _sequence_space(r, ~from_server, isn_c, fin_s)
+    server = _sequence_space(r, from_server, isn_s, fin_c)
+    # Half-close: what the passive side added after the initiator's first FIN.
+    half = np.select([(close.initiator == 0) & (fin_c >= 0), (close.initiator == 1) & (fin_s >= 0)],
+                     [server.payload - server.before_peer_fin, client.payload - client.before_peer_fin], 0)
+    who = np.where(close.kind == 2, 2, close.initiator)
+
+    # Endpoints from each connection's first segment; connections in order of that segment.
+    r0 = r.order[r.start]
+    client_is_src = ~from_server[r.start]
+    c_ip = _ip_texts(np.where(client_is_src, t.src_hi[r0], t.dst_hi[r0]),
+                     np.where(client_is_src, t.src_lo[r0], t.dst_lo[r0]))
+    s_ip = _ip_texts(np.where(client_is_src, t.dst_hi[r0], t.src_hi[r0]),
+                     np.where(client_is_src, t.dst_lo[r0], t.src_lo[r0]))
+    time = t.time[r.order]
     by_time = np.argsort(t.frame[r0], kind="stable")
-    handshakes = ("complete", "refused", "incomplete", "none")
-    kinds = ("four-way", "three-way", "simultaneous", "reset", "open")
-    whos = {0: "client", 1: "server", 2: "both", -1: None}
-    c_ip = [c_ip[i] for i in by_time.tolist()]
-    s_ip = [s_ip[i] for i in by_time.tolist()]
-    columns = zip(*(np.asarray(x)[by_time].tolist() for x in (
-        c_port, s_port, handshake, isn_c, isn_s, kind, who, bytes_all[0], bytes_all[1], half, retrans[0],
-        retrans[1], t_start, t_end, cstart, cend)))
+    columns = zip(
+        [c_ip[i] for i in by_time.tolist()], [s_ip[i] for i in by_time.tolist()],
+        *(np.asarray(x)[by_time].tolist() for x in (
+            np.where(client_is_src, t.sport[r0], t.dport[r0]), np.where(client_is_src, t.dport[r0], t.sport[r0]),
+            handshake, isn_c, isn_s, close.kind, who, client.payload, server.payload, half,
+            client.retransmissions, server.retransmissions, np.minimum.reduceat(time, r.start),
+            np.maximum.reduceat(time, r.start), r.start, r.end)))
 
     def source(lo: int, hi: int) -> list[Segment]:
-        return load(order[lo:hi])
+        return load(r.order[lo:hi])
 
     conns = []
     append = conns.append
     with _gc_paused():
-        for cip, sip, (cport, sport, hs, xc, xs, k, w, bc, bs, hb, rc, rs, t0, t1, lo, hi) in zip(c_ip, s_ip, columns):
+        for cip, sip, cport, sport, hs, xc, xs, k, w, bc, bs, hb, rc, rs, t0, t1, lo, hi in columns:
             append(Connection(
-                Endpoint(cip, cport), Endpoint(sip, sport), handshakes[hs],
+                Endpoint(cip, cport), Endpoint(sip, sport), HANDSHAKES[hs],
                 {"client": xc if xc >= 0 else None, "server": xs if xs >= 0 else None},
-                kinds[k], whos[w], bc, bs, hb, {"client": rc, "server": rs}, t0, t1, hi - lo, source, lo, hi))
+                CLOSE_KINDS[k], _WHO[w], bc, bs, hb, {"client": rc, "server": rs}, t0, t1, hi - lo, source, lo, hi))
     return conns
