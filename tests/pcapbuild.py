@@ -8,7 +8,7 @@ seq/ack bookkeeping so a test reads like the ladder diagram:
     c.handshake()
     c.client("P.", 100)
     c.server(".")
-    c.client("F."); c.server("."); c.server("F."); c.client(".")
+    c.four_way_close()
     write_pcap(tmp_path / "x.pcap", c.packets)
 """
 
@@ -251,6 +251,15 @@ class Conversation:
         self.client("S")
         self.server("S.")
         self.client(".")
+        return self
+
+    def four_way_close(self, initiator: str = "client") -> Conversation:
+        """FIN, ACK, FIN, ACK with the passive side's ACK and FIN as separate segments."""
+        passive = "server" if initiator == "client" else "client"
+        self.send(initiator, "F.")
+        self.send(passive, ".")
+        self.send(passive, "F.")
+        self.send(initiator, ".")
         return self
 
 

@@ -24,14 +24,6 @@ def only(tmp_path: Path, conversation: Conversation, **kwargs: object) -> Connec
     return conn
 
 
-def four_way(c: Conversation) -> Conversation:
-    c.client("F.")
-    c.server(".")
-    c.server("F.")
-    c.client(".")
-    return c
-
-
 def test_complete_handshake_records_both_isns_checked_by_x_plus_1_and_y_plus_1(tmp_path: Path) -> None:
     c = Conversation(isn_client=111, isn_server=999).handshake()
     conn = only(tmp_path, c)
@@ -61,10 +53,15 @@ def test_four_way_close_by_the_client(tmp_path: Path) -> None:
     c = Conversation().handshake()
     c.client("P.", 100)
     c.server("P.", 300)
-    conn = only(tmp_path, four_way(c))
+    conn = only(tmp_path, c.four_way_close())
     assert (conn.close_kind, conn.close_initiator) == ("four-way", "client")
     assert (conn.bytes_client, conn.bytes_server, conn.half_close_bytes) == (100, 300, 0)
     assert conn.segment_count == len(conn.segments) == 9
+
+
+def test_four_way_close_by_the_server_names_the_server(tmp_path: Path) -> None:
+    conn = only(tmp_path, Conversation().handshake().four_way_close("server"))
+    assert (conn.close_kind, conn.close_initiator, conn.half_close_bytes) == ("four-way", "server", 0)
 
 
 def test_three_way_close_when_the_passive_fin_carries_the_first_ack(tmp_path: Path) -> None:
@@ -154,7 +151,7 @@ def test_mid_connection_with_equal_ports_takes_the_first_sender_as_client(tmp_pa
 def test_ipv4_options_do_not_change_the_classification(tmp_path: Path) -> None:
     c = Conversation(ip_options=b"\x01\x01\x01\x01" * 2).handshake()
     c.client("P.", 64)
-    conn = only(tmp_path, four_way(c))
+    conn = only(tmp_path, c.four_way_close())
     assert (conn.handshake, conn.close_kind, conn.bytes_client) == ("complete", "four-way", 64)
 
 
@@ -162,7 +159,7 @@ def test_ipv6_connection_with_extension_headers(tmp_path: Path) -> None:
     c = Conversation(client_addr=("2001:db8::1", 40000), server_addr=("2001:db8::2", 443),
                      ipv6_extensions=[(0, b"\x01\x04\0\0\0\0")]).handshake()
     c.server("P.", 12)
-    conn = only(tmp_path, four_way(c))
+    conn = only(tmp_path, c.four_way_close())
     assert str(conn.client) == "[2001:db8::1]:40000" and str(conn.server) == "[2001:db8::2]:443"
     assert (conn.handshake, conn.close_kind, conn.bytes_server) == ("complete", "four-way", 12)
 
@@ -175,7 +172,7 @@ def test_retransmitted_data_is_counted_once_and_as_a_retransmission(tmp_path: Pa
     c.client("P.", 100, seq=first)  # lost at the receiver, sent again
     c.client("P.", 150, seq=first + 100)  # repacketized: the last 50 bytes are new
     c.server(".")
-    conn = only(tmp_path, four_way(c))
+    conn = only(tmp_path, c.four_way_close())
     assert conn.bytes_client == 250
     assert conn.retransmissions == {"client": 2, "server": 0}
 
@@ -197,7 +194,7 @@ def test_sequence_numbers_that_wrap_past_2_to_the_32_classify_normally(tmp_path:
 
 
 def test_port_reuse_after_a_finished_connection_gives_two_connections(tmp_path: Path) -> None:
-    first = four_way(Conversation(isn_client=100).handshake())
+    first = Conversation(isn_client=100).handshake().four_way_close()
     second = Conversation(isn_client=100, start=first.time + 1).handshake()  # same 4-tuple, even same ISN
     second.server("R.")
     conns = classify(tmp_path, first, second)
@@ -217,14 +214,14 @@ def test_interleaved_connections_are_reported_in_order_of_their_first_segment(tm
     convs = [Conversation(client_addr=("10.0.0.1", 40000 + i), start=1000.0 + i * 0.0003).handshake()
              for i in range(5)]
     for conv in convs:
-        four_way(conv)
+        conv.four_way_close()
     conns = classify(tmp_path, *reversed(convs))
     assert [c.client.port for c in conns] == [40000 + i for i in range(5)]
     assert all(c.close_kind == "four-way" for c in conns)
 
 
 def test_pcapng_and_linux_cooked_captures_classify_the_same(tmp_path: Path) -> None:
-    c = four_way(Conversation().handshake())
+    c = Conversation().handshake().four_way_close()
     expected = only(tmp_path, c).to_json()
     for name, path in [("ng", write_pcapng(tmp_path / "c.pcapng", c.packets)),
                        ("sll", write_pcap(tmp_path / "sll.pcap", c.packets, linktype=113)),
@@ -236,7 +233,7 @@ def test_pcapng_and_linux_cooked_captures_classify_the_same(tmp_path: Path) -> N
 def test_to_json_has_exactly_the_documented_shape(tmp_path: Path) -> None:
     c = Conversation(isn_client=1, isn_server=2).handshake()
     c.client("P.", 3)
-    conn = only(tmp_path, four_way(c))
+    conn = only(tmp_path, c.four_way_close())
     got = conn.to_json()
     assert got == {
         "client": "10.0.0.1:40000", "server": "10.0.0.2:80", "handshake": "complete",
@@ -249,7 +246,7 @@ def test_to_json_has_exactly_the_documented_shape(tmp_path: Path) -> None:
 
 
 def test_trace_to_json_and_table_list_every_connection_and_warning(tmp_path: Path) -> None:
-    c = four_way(Conversation().handshake())
+    c = Conversation().handshake().four_way_close()
     path = write_pcap(tmp_path / "c.pcap", c.packets)
     path.write_bytes(path.read_bytes() + b"\0\0\0")
     trace = read_trace(path)

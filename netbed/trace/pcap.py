@@ -54,6 +54,11 @@ FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
 ETH_IPV4, ETH_IPV6, ETH_ARP = 0x0800, 0x86DD, 0x0806
 _VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 _MAC_MASK = np.uint64(0xFFFF_FFFF_FFFF)
+# Linux cooked captures (SLL, SLL2): header size and fields; they carry only the sender's address.
+_COOKED = {
+    113: (16, {"halen": (">u2", 4), "addr": (">u8", 6), "proto": (">u2", 14)}),
+    276: (20, {"proto": (">u2", 0), "halen": ("u1", 11), "addr": (">u8", 12)}),
+}
 # Upper bound for one record's captured length; anything bigger means the length field is garbage.
 _MAX_RECORD = 1 << 18
 
@@ -466,20 +471,14 @@ def _decode(u8: np.ndarray, ix: _Index, warnings: list[str]) -> Frames:
                 fr.vlan[tagged] = t["tci"] & 0x0FFF
             fr.ethertype[tagged] = t["type"]
             l3[tagged] += 4
-    m = np.flatnonzero((lt == 113) & (ix.caplen >= 16))
-    if len(m):
-        m = _compact(m)
-        h = _fields(u8, start[m], {"halen": (">u2", 4), "addr": (">u8", 6), "proto": (">u2", 14)}, 16)
-        fr.src_mac[m] = np.where(h["halen"] == 6, h["addr"] >> np.uint64(16), 0)
-        fr.ethertype[m] = h["proto"]
-        l3[m] = start[m] + 16
-    m = np.flatnonzero((lt == 276) & (ix.caplen >= 20))
-    if len(m):
-        m = _compact(m)
-        h = _fields(u8, start[m], {"proto": (">u2", 0), "halen": ("u1", 11), "addr": (">u8", 12)}, 20)
-        fr.src_mac[m] = np.where(h["halen"] == 6, h["addr"] >> np.uint64(16), 0)
-        fr.ethertype[m] = h["proto"]
-        l3[m] = start[m] + 20
+    for linktype, (size, spec) in _COOKED.items():
+        m = np.flatnonzero((lt == linktype) & (ix.caplen >= size))
+        if len(m):
+            m = _compact(m)
+            h = _fields(u8, start[m], spec, size)
+            fr.src_mac[m] = np.where(h["halen"] == 6, h["addr"] >> np.uint64(16), 0)
+            fr.ethertype[m] = h["proto"]
+            l3[m] = start[m] + size
     m = np.flatnonzero(np.isin(lt, (12, 14, 101, 228, 229)) & (ix.caplen >= 1))
     if len(m):
         version = u8[start[m]] >> 4
