@@ -82,9 +82,13 @@ class Lab:
     def ip(self, host: str) -> str:
         return self.tb.spec(host).ip
 
+    def ip6(self, host: str) -> str:
+        return self.tb.spec(host).interfaces[0].ip6
+
     def server(self, actions: list[str], *, host: str | None = None, port: int = DEFAULT_PORT,
-               name: str = "server", udp: bool = False) -> Program:
-        prog = programs.start_server(self.tb, host or self.server_host, port, actions, name=name, udp=udp)
+               name: str = "server", udp: bool = False, bind: str | None = None) -> Program:
+        prog = programs.start_server(self.tb, host or self.server_host, port, actions, name=name, udp=udp,
+                                     bind=bind)
         self.programs[name] = prog
         return prog
 

@@ -50,7 +50,7 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
     began = time.monotonic()
     tracer = StateTracer(out).start()  # bpftrace attaches while the network is built
     try:
-        with Testbed(topo, switch=switch) as tb:
+        with Testbed(topo, switch=switch, ipv6=getattr(exp.module, "IPV6", False)) as tb:
             client, server = topo.hosts[0].name, topo.hosts[-1].name
             lab = Lab(tb, out, client, server)
             facts = lab.facts

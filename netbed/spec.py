@@ -35,6 +35,26 @@ class Interface:
     def ip(self) -> str:
         return str(self.address.ip)
 
+    @property
+    def address6(self) -> ipaddress.IPv6Interface:
+        return v6(self.address)
+
+    @property
+    def ip6(self) -> str:
+        return str(self.address6.ip)
+
+
+def v6(address: ipaddress.IPv4Interface) -> ipaddress.IPv6Interface:
+    """The IPv6 twin of an IPv4 interface address: fd00:NNNN:NNNN::H/64.
+
+    The IPv4 network number fills the 32 bits after fd00::/16 and the host number stays the host
+    number, so 10.0.1.254/24 is fd00:a00:100::fe/64 — derived, never stored, always consistent.
+    """
+    network = int(address.network.network_address)
+    host = int(address.ip) - network
+    value = (0xFD00 << 112) | (network << 80) | host
+    return ipaddress.IPv6Interface((value, 64))
+
 
 @dataclass(frozen=True)
 class Route:

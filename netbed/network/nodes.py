@@ -35,7 +35,25 @@ class NamespacedBridge(LinuxBridge):
         super().start(controllers)
 
 
-class Router(Node):
+class Host(Node):
+    """Mininet's host, with IPv6 duplicate address detection off when the network uses IPv6.
+
+    DAD keeps a new address "tentative" for about a second; the first packets of an experiment
+    would wait or be lost. Set before any link exists, so every interface inherits it.
+    """
+
+    def __init__(self, name: str, ipv6: bool = False, **params) -> None:
+        self.ipv6 = ipv6
+        super().__init__(name, **params)
+
+    def startShell(self, *args, **kwargs):  # noqa: N802 (Mininet's name)
+        result = super().startShell(*args, **kwargs)
+        if self.ipv6:
+            self.cmd("sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0")
+        return result
+
+
+class Router(Host):
     """A host with IP forwarding on, as in Mininet's examples/linuxrouter.py.
 
     ip_forward is a per-namespace sysctl, so nothing outside the router changes.

@@ -5,6 +5,7 @@ for them to be ready, so everything a run starts is known and stopped by the run
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -35,6 +36,7 @@ class Testbed:
 
     topology: Topology
     switch: str = "bridge"
+    ipv6: bool = False  # also give every interface its IPv6 twin address, gateways and routes
     timings: Timings = field(default_factory=Timings)
 
     def __post_init__(self) -> None:
@@ -60,7 +62,7 @@ class Testbed:
         from mininet.log import setLogLevel
         from mininet.net import Mininet
 
-        from netbed.network.nodes import NamespacedBridge, Router, VethLink
+        from netbed.network.nodes import Host, NamespacedBridge, Router, VethLink
 
         setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
         began = time.monotonic()
@@ -76,7 +78,7 @@ class Testbed:
             for seg in self.topology.switches:
                 net.addSwitch(seg.name, cls=switch_cls)
             for node in self.topology.nodes:
-                params = {"ip": None}
+                params = {"ip": None, "cls": Host, "ipv6": self.ipv6}
                 if node.kind == "router":
                     params["cls"] = Router
                 elif node.gateway:
@@ -88,11 +90,28 @@ class Testbed:
             for node in self.topology.routers:
                 for route in node.routes:
                     self.run(node.name, ["ip", "route", "add", str(route.destination), "via", route.via])
+            if self.ipv6:
+                self._configure_ipv6()
         except BaseException:
             self.stop()
             raise
         self.timings.build = time.monotonic() - began
         return self
+
+    def _configure_ipv6(self) -> None:
+        """IPv6 twins of every address (no duplicate address detection: usable at once), routes."""
+        from netbed.spec import v6
+
+        topo = self.topology
+        by_v4 = {i.ip: i.ip6 for n in topo.nodes for i in n.interfaces}
+        for node in topo.nodes:
+            for intf in node.interfaces:
+                self.run(node.name, ["ip", "-6", "addr", "add", str(intf.address6), "dev", intf.name, "nodad"])
+            if node.gateway:
+                self.run(node.name, ["ip", "-6", "route", "add", "default", "via", by_v4[node.gateway]])
+            for route in node.routes:
+                dest = v6(ipaddress.IPv4Interface(route.destination)).network
+                self.run(node.name, ["ip", "-6", "route", "add", str(dest), "via", by_v4[route.via]])
 
     def _add_links(self, net) -> None:
         topo = self.topology
