@@ -296,3 +296,16 @@ def test_non_tcp_traffic_makes_no_connections(tmp_path: Path) -> None:
     path = write_pcap(tmp_path / "e.pcap", [Packet(1.0, b"\x45" + bytes(19))])
     assert read_trace(path).connections == []
     assert classify_segments([]) == []
+
+
+def test_json_text_is_the_same_document_one_connection_per_line(tmp_path: Path) -> None:
+    convs = [Conversation(client_addr=("10.0.0.1", 40000 + i)).handshake().four_way_close() for i in range(3)]
+    path = write_pcap(tmp_path / "c.pcap", interleave(*convs))
+    path.write_bytes(path.read_bytes() + b"\0")
+    trace = read_trace(path)
+    text = trace.to_json_text()
+    assert json.loads(text) == trace.to_json()
+    lines = text.splitlines()
+    assert len(lines) == 8 and lines[2].startswith('  {"client": "10.0.0.1:40000"')  # { connections: [ 3 ], warnings }
+    empty = write_pcap(tmp_path / "e.pcap", [])
+    assert json.loads(read_trace(empty).to_json_text()) == {"connections": [], "warnings": []}

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,18 @@ class Trace:
         """``{"connections": [...], "warnings": [...]}``, the output of ``netbed trace --json``."""
         with _gc_paused():
             return {"connections": [c.to_json() for c in self.connections], "warnings": list(self.warnings)}
+
+    def to_json_text(self) -> str:
+        """:meth:`to_json` as text with one connection per line.
+
+        Why not ``json.dumps(..., indent=2)``: any ``indent`` makes the json module fall back from its C
+        encoder to pure Python, which takes ~7 s for 120,000 connections; encoding each connection
+        compactly on its own line keeps the C encoder, stays readable and diffable, and is the same JSON.
+        """
+        with _gc_paused():
+            lines = [json.dumps(c.to_json()) for c in self.connections]
+        body = "[\n  " + ",\n  ".join(lines) + "\n ]" if lines else "[]"
+        return f'{{\n "connections": {body},\n "warnings": {json.dumps(self.warnings)}\n}}\n'
 
 
 def read_trace(path: str | os.PathLike[str]) -> Trace:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from . import PcapError, format_table, read_trace
@@ -21,8 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"netbed trace: {e}", file=sys.stderr)
         return 2
     if args.json:
-        json.dump(trace.to_json(), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        sys.stdout.write(trace.to_json_text())
     else:
         sys.stdout.write(format_table(trace))
     return 0

@@ -209,6 +209,10 @@ def _fields(u8: np.ndarray, offsets: np.ndarray, spec: dict[str, tuple[str, int]
     return _rows(u8, offsets, width).view(dtype)[:, 0]
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _compact(rows: np.ndarray) -> np.ndarray | slice:
     """A run of consecutive row numbers as a slice: scattering into a slice is a plain copy, which
     matters when (as usual) every frame is Ethernet, IPv4 and TCP."""
@@ -251,7 +255,7 @@ def _index_classic(data: bytes | mmap.mmap, warnings: list[str]) -> _Index:
         warnings.append(f"truncated file: the last record (at byte {offsets[-1]}) is cut short; "
                         f"kept {len(at)} complete records")
     elif o < n:
-        warnings.append(f"truncated file: {n - o} trailing bytes are not a complete record header; "
+        warnings.append(f"truncated file: an incomplete record header ({_plural(n - o, 'byte')}) at the end; "
                         f"kept {len(at)} complete records")
 
     u8 = np.frombuffer(data, np.uint8)
@@ -355,7 +359,7 @@ def _index_pcapng(data: bytes | mmap.mmap, warnings: list[str], name: str) -> _I
         o += blen
     else:
         if o < n:
-            warnings.append(f"truncated file: {n - o} trailing bytes are not a complete pcapng block")
+            warnings.append(f"truncated file: an incomplete pcapng block header ({_plural(n - o, 'byte')}) at the end")
     if short:
         warnings.append(f"{short} packet blocks too short to hold a packet header were skipped")
     if not sections:
