@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("netbed: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `netbed … | head`: the reader left; nothing more to say
+        sys.stderr.close()
+        return 0
 
 
 def cmd_topo(args: argparse.Namespace) -> int:

@@ -47,5 +47,8 @@ def require_mininet() -> None:
 def require_emulation(*extra_tools: str) -> None:
     """Everything a live run needs; checked before anything is created."""
     require_root()
+    from netbed.privileges import require_privileges
+
+    require_privileges()
     require_mininet()
     require_tools(*EMULATION_TOOLS, *extra_tools)

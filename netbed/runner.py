@@ -88,6 +88,11 @@ def check_dir(directory: Path) -> dict:
     evidence = Evidence.load(directory)
     exp = get(evidence.experiment)
     expect = Expect()
+    for cap in evidence.captures:
+        if "received" in cap:  # tcpdump's own count of what the kernel handed it
+            expect.that(f"the {cap['point']} capture kept every packet",
+                        cap.get("captured") == cap["received"] and cap.get("dropped", 0) == 0,
+                        f"{cap.get('captured')} captured, {cap['received']} received, {cap.get('dropped')} dropped")
     try:
         exp.check(evidence, expect)
     except NetbedError:

@@ -60,6 +60,7 @@ class capture_all:  # noqa: N801 — used as a context manager, reads like a sta
         return self.captures
 
     def __exit__(self, *exc) -> None:
+        _wait_written(self.captures)
         for cap in self.captures:
             if cap.proc and cap.proc.poll() is None:
                 cap.proc.send_signal(signal.SIGINT)
@@ -73,6 +74,23 @@ class capture_all:  # noqa: N801 — used as a context manager, reads like a sta
                 _, err = cap.proc.communicate()
             self.tb._forget(cap.proc)
             cap.stats = {key.split()[0]: int(n) for n, key in _STATS.findall(err or "")}
+
+
+def _wait_written(captures: list[Capture], quiet: float = 0.03, limit: float = 3.0) -> None:
+    """Wait until tcpdump has written what the kernel handed it: every file unchanged for `quiet` s.
+
+    On SIGINT tcpdump stops reading at once; packets still in its socket buffer (a busy machine
+    lets it fall behind by tens of milliseconds) would never reach the file. With -U each packet
+    is flushed as it is written, so a file that stopped growing means tcpdump has caught up.
+    """
+    deadline = time.monotonic() + limit
+    sizes = None
+    while time.monotonic() < deadline:
+        now = [c.path.stat().st_size if c.path.exists() else 0 for c in captures]
+        if now == sizes:
+            return
+        sizes = now
+        time.sleep(quiet)
 
 
 def _wait_listening(cap: Capture, deadline: float) -> None:

@@ -72,7 +72,9 @@ def timeline(history: list[StateChange], in_time_wait: bool = False, time_wait_a
     if history[0].old not in ("CLOSED", "LISTEN"):
         states.append({"time": history[0].time, "state": history[0].old})
     for ev in history:
-        states.append({"time": ev.time, "state": ev.new})
+        # close() on a socket already in FIN_WAIT_1 (after shutdown) sets the same state again
+        if not states or states[-1]["state"] != ev.new:
+            states.append({"time": ev.time, "state": ev.new})
     last = history[-1]
     if in_time_wait and last.new == "CLOSED" and last.old in TIME_WAIT_FROM:
         states.pop()
