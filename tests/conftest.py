@@ -12,6 +12,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 NETBED = [sys.executable, "-m", "netbed.cli"]
 IS_ROOT = os.geteuid() == 0
+# Every process this test session starts inherits this mark; the leftover check looks for it only,
+# so another netbed run on the machine (a second pytest, a user's demo) is none of our business.
+SESSION_MARK = f"NETBED_TEST_SESSION={os.getpid()}"
+os.environ["NETBED_TEST_SESSION"] = str(os.getpid())
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,12 +39,26 @@ def _read(path: str) -> str:
         return ""
 
 
+def session_processes() -> list[str]:
+    """Processes (other than pytest itself) that carry this session's mark: left behind if any."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if SESSION_MARK.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry.name} {cmdline}")
+        except OSError:
+            continue
+    return sorted(found)
+
+
 def root_namespace_state() -> dict:
     """What a run must not change: namespaces, links, routes, addresses, firewall, sysctls, processes."""
     def out(*argv: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True).stdout
 
-    procs = out("pgrep", "-a", "-f", "mininet:|tcpdump|bpftrace|peer.py")
     return {
         "netns": out("ip", "netns", "list"),
         "links": sorted(line.split(":")[1].strip() for line in out("ip", "-o", "link").splitlines()),
@@ -50,7 +68,7 @@ def root_namespace_state() -> dict:
         "sysctls": {k: _read("/proc/sys/" + k) for k in (
             "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables",
             "net/bridge/bridge-nf-call-arptables", "net/ipv4/ip_forward", "net/ipv4/ip_local_port_range")},
-        "processes": sorted(line for line in procs.splitlines() if "pgrep" not in line),
+        "processes": session_processes(),
     }
 
 
