@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from .classify import _gc_paused, _ip_texts, _mac_text, classify_frames, classify_segments
+from .classify import classify_frames, classify_segments, gc_paused, ip_texts, mac_text
 from .model import CLOSE_KINDS, HANDSHAKES, Connection, Endpoint, Segment, flag_text
 from .pcap import Frames, PcapError, read_frames
 
 __all__ = [
     "ArpPacket", "CLOSE_KINDS", "Connection", "Datagram", "Endpoint", "Frames", "HANDSHAKES", "PcapError",
-    "Segment", "Trace", "classify_segments", "flag_text", "format_table", "read_trace",
+    "Segment", "Trace", "classify_segments", "flag_text", "format_table", "read_frames", "read_trace",
 ]
 
 
@@ -78,30 +78,32 @@ class Trace:
         return self._connections
 
     def udp_datagrams(self) -> list[Datagram]:
+        """Every UDP datagram, in capture order (experiments about ports and DNS look at these)."""
         f = self.frames
         r = np.flatnonzero(f.has_udp)
-        src = _ip_texts(f.src_ip6_hi[r], f.src_ip6_lo[r])
-        dst = _ip_texts(f.dst_ip6_hi[r], f.dst_ip6_lo[r])
+        src = ip_texts(f.src_ip6_hi[r], f.src_ip6_lo[r])
+        dst = ip_texts(f.dst_ip6_hi[r], f.dst_ip6_lo[r])
         return [Datagram(fr, tm, Endpoint(si, sp), Endpoint(di, dp), ln, ttl)
                 for fr, tm, si, sp, di, dp, ln, ttl in zip(
                     f.frame[r].tolist(), f.time[r].tolist(), src, f.sport[r].tolist(), dst,
                     f.dport[r].tolist(), f.udp_len[r].tolist(), f.ttl[r].tolist())]
 
     def arp(self) -> list[ArpPacket]:
+        """Every ARP request and reply, in capture order (the LAN experiments' MAC-resolution facts)."""
         f = self.frames
         r = np.flatnonzero(f.has_arp)
         mapped = np.uint64(0xFFFF_0000_0000)
         zero = np.zeros(len(r), np.uint64)
-        sender_ip = _ip_texts(zero, mapped | f.arp_sender_ip[r].astype(np.uint64))
-        target_ip = _ip_texts(zero, mapped | f.arp_target_ip[r].astype(np.uint64))
-        return [ArpPacket(fr, tm, op, _mac_text(sm), si, _mac_text(tm_), ti)
-                for fr, tm, op, sm, si, tm_, ti in zip(
+        sender_ip = ip_texts(zero, mapped | f.arp_sender_ip[r].astype(np.uint64))
+        target_ip = ip_texts(zero, mapped | f.arp_target_ip[r].astype(np.uint64))
+        return [ArpPacket(fr, t, op, mac_text(smac), sip, mac_text(tmac), tip)
+                for fr, t, op, smac, sip, tmac, tip in zip(
                     f.frame[r].tolist(), f.time[r].tolist(), f.arp_op[r].tolist(),
                     f.arp_sender_mac[r].tolist(), sender_ip, f.arp_target_mac[r].tolist(), target_ip)]
 
     def to_json(self) -> dict[str, Any]:
         """``{"connections": [...], "warnings": [...]}``, the output of ``netbed trace --json``."""
-        with _gc_paused():
+        with gc_paused():
             return {"connections": [c.to_json() for c in self.connections], "warnings": list(self.warnings)}
 
     def to_json_text(self) -> str:
@@ -111,7 +113,7 @@ class Trace:
         encoder to pure Python, which takes ~7 s for 120,000 connections; encoding each connection
         compactly on its own line keeps the C encoder, stays readable and diffable, and is the same JSON.
         """
-        with _gc_paused():
+        with gc_paused():
             lines = [json.dumps(c.to_json()) for c in self.connections]
         body = "[\n  " + ",\n  ".join(lines) + "\n ]" if lines else "[]"
         return f'{{\n "connections": {body},\n "warnings": {json.dumps(self.warnings)}\n}}\n'
@@ -135,7 +137,7 @@ _TABLE_COLUMNS = ("client", "server", "handshake", "close", "initiator", "bytes 
 
 def format_table(trace: Trace) -> str:
     """One fixed-width row per connection, for ``netbed trace PCAP`` without ``--json``."""
-    with _gc_paused():
+    with gc_paused():
         rows = [(str(c.client), str(c.server), c.handshake, c.close_kind, c.close_initiator or "-",
                  str(c.bytes_client), str(c.bytes_server), str(c.half_close_bytes), str(c.segment_count))
                 for c in trace.connections]

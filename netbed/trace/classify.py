@@ -26,7 +26,7 @@ import numpy as np
 from .model import ACK, CLOSE_KINDS, FIN, HANDSHAKES, RST, SYN, Connection, Endpoint, Segment
 from .pcap import Frames
 
-__all__ = ["classify_frames", "classify_segments"]
+__all__ = ["classify_frames", "classify_segments", "gc_paused", "ip_texts", "mac_text"]
 
 _M32 = 0xFFFF_FFFF
 _GROUP_SHIFT = 42  # connection id << 42 keeps per-connection sequence ranges apart in one int64 axis
@@ -95,18 +95,29 @@ def _ip_int(text: str) -> int:
     return (0xFFFF << 32) | int(addr) if addr.version == 4 else int(addr)
 
 
-def _ip_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
+def _factorize(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a dense number per 128-bit address, one row holding each distinct address).
+
+    A lexsort over the two halves: ``np.unique(axis=0)`` does the same but is ~10x slower.
+    """
+    order = np.lexsort((lo, hi))
+    hs, ls = hi[order], lo[order]
+    new = np.empty(len(order), bool)
+    new[:1] = True
+    np.not_equal(hs[1:], hs[:-1], out=new[1:])
+    new[1:] |= ls[1:] != ls[:-1]
+    ids = np.empty(len(order), np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids, order[new]
+
+
+def ip_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
     """Text form of each (hi, lo) address, formatting every distinct address only once."""
     if len(hi) == 0:
         return []
-    if not hi.any():
-        uniq, inverse = np.unique(lo, return_inverse=True)
-        texts = [_ip_text(0, int(v)) for v in uniq.tolist()]
-    else:
-        both = np.stack([hi, lo], axis=1)
-        uniq2, inverse = np.unique(both, axis=0, return_inverse=True)
-        texts = [_ip_text(int(h), int(v)) for h, v in uniq2.tolist()]
-    return [texts[i] for i in inverse.reshape(-1).tolist()]
+    ids, rows = _factorize(hi, lo)
+    texts = [_ip_text(h, v) for h, v in zip(hi[rows].tolist(), lo[rows].tolist())]
+    return [texts[i] for i in ids.tolist()]
 
 
 def _ip_text(hi: int, lo: int) -> str:
@@ -115,7 +126,7 @@ def _ip_text(hi: int, lo: int) -> str:
     return str(ipaddress.IPv6Address((hi << 64) | lo))
 
 
-def _mac_text(mac: int) -> str:
+def mac_text(mac: int) -> str:
     return ":".join(f"{b:02x}" for b in mac.to_bytes(6, "big"))
 
 
@@ -129,8 +140,8 @@ class _FrameSegments:
     def segments(self, rows: np.ndarray) -> list[Segment]:
         f = self.frames
         r = self.tcp_rows[rows]
-        src_ip = _ip_texts(f.src_ip6_hi[r], f.src_ip6_lo[r])
-        dst_ip = _ip_texts(f.dst_ip6_hi[r], f.dst_ip6_lo[r])
+        src_ip = ip_texts(f.src_ip6_hi[r], f.src_ip6_lo[r])
+        dst_ip = ip_texts(f.dst_ip6_hi[r], f.dst_ip6_lo[r])
         ethernet = (f.linktype[r] == 1).tolist()
         src_mac = f.src_mac[r].tolist()
         dst_mac = f.dst_mac[r].tolist()
@@ -142,8 +153,8 @@ class _FrameSegments:
             out.append(Segment(
                 frame, time, Endpoint(src_ip[i], sport), Endpoint(dst_ip[i], dport), seq, ack, flags, plen,
                 ttl, win,
-                _mac_text(src_mac[i]) if ethernet[i] or src_mac[i] else None,
-                _mac_text(dst_mac[i]) if ethernet[i] or dst_mac[i] else None))
+                mac_text(src_mac[i]) if ethernet[i] or src_mac[i] else None,
+                mac_text(dst_mac[i]) if ethernet[i] or dst_mac[i] else None))
         return out
 
 
@@ -160,9 +171,7 @@ def _endpoint_keys(t: _Tcp) -> tuple[np.ndarray, np.ndarray]:
         dst = (t.dst_lo & np.uint64(_M32)).astype(np.int64)
     else:
         n = len(t.src_hi)
-        addrs = np.concatenate([np.stack([t.src_hi, t.src_lo], 1), np.stack([t.dst_hi, t.dst_lo], 1)])
-        _, ids = np.unique(addrs, axis=0, return_inverse=True)
-        ids = ids.reshape(-1).astype(np.int64)
+        ids, _ = _factorize(np.concatenate([t.src_hi, t.dst_hi]), np.concatenate([t.src_lo, t.dst_lo]))
         src, dst = ids[:n], ids[n:]
     return (src << 16) | t.sport.astype(np.int64), (dst << 16) | t.dport.astype(np.int64)
 
@@ -193,7 +202,7 @@ def _reuse_breaks(src: list[int], flags: list[int], seq: list[int]) -> list[int]
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while building many small objects.
 
     The objects made here hold no cycles, yet every few hundred allocations the collector would
@@ -461,9 +470,9 @@ def _classify(t: _Tcp, load: Callable[[np.ndarray], list[Segment]]) -> list[Conn
     # Endpoints from each connection's first segment; connections in order of that segment.
     r0 = r.order[r.start]
     client_is_src = ~from_server[r.start]
-    c_ip = _ip_texts(np.where(client_is_src, t.src_hi[r0], t.dst_hi[r0]),
+    c_ip = ip_texts(np.where(client_is_src, t.src_hi[r0], t.dst_hi[r0]),
                      np.where(client_is_src, t.src_lo[r0], t.dst_lo[r0]))
-    s_ip = _ip_texts(np.where(client_is_src, t.dst_hi[r0], t.src_hi[r0]),
+    s_ip = ip_texts(np.where(client_is_src, t.dst_hi[r0], t.src_hi[r0]),
                      np.where(client_is_src, t.dst_lo[r0], t.src_lo[r0]))
     time = t.time[r.order]
     by_time = np.argsort(t.frame[r0], kind="stable")
@@ -480,7 +489,7 @@ def _classify(t: _Tcp, load: Callable[[np.ndarray], list[Segment]]) -> list[Conn
 
     conns = []
     append = conns.append
-    with _gc_paused():
+    with gc_paused():
         for cip, sip, cport, sport, hs, xc, xs, k, w, bc, bs, hb, rc, rs, t0, t1, lo, hi in columns:
             append(Connection(
                 Endpoint(cip, cport), Endpoint(sip, sport), HANDSHAKES[hs],

@@ -157,7 +157,8 @@ def read_frames(path: str | os.PathLike[str]) -> tuple[Frames, list[str]]:
     with open(name, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         try:
-            # Mapping the file costs a page fault per 64 KiB instead of a copy of the whole file.
+            # Mapping the file costs a page fault per 64 KiB instead of a copy of the whole file. (A file
+            # that grows meanwhile is read up to its size now; one truncated meanwhile would SIGBUS.)
             data: bytes | mmap.mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else f.read()
         except (OSError, ValueError):  # not mappable (a pipe, a special file): read it
             data = f.read()
