@@ -11,10 +11,12 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from netbed import __version__, topologies
+from netbed import __version__, runstate, topologies
 from netbed.capture import capture_all
 from netbed.capture.states import StateTracer
 from netbed.errors import NetbedError
@@ -23,6 +25,7 @@ from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
 from netbed.preflight import require_emulation
 from netbed.report.folder import ladder_files
+from netbed.spec import Topology
 
 RESULT = "result.json"
 LADDER = "ladder.txt"
@@ -48,9 +51,35 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
     require_emulation("tcpdump")
     out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
+    with runstate.owned(sys.argv):
+        tb = _run_live(exp, topo, out, switch)
+    result = check_dir(out)
+    result["duration"] = round(time.monotonic() - began, 3)
+    result["build_seconds"] = round(tb.timings.build, 3)
+    write_result(out, result)
+    return result
+
+
+def _run_live(exp: Experiment, topo: Topology, out: Path, switch: str) -> Testbed:
+    """network → programs → capture (and kernel states): everything that needs the kernel."""
+    with lab_session(topo, out, experiment=exp.name, switch=switch, ipv6=getattr(exp.module, "IPV6", False)) as lab:
+        exp.run(lab)
+    return lab.tb
+
+
+@contextmanager
+def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch: str = "bridge",
+                ipv6: bool = False) -> Iterator[Lab]:
+    """A live lab on `topo`: kernel state tracing, the testbed, captures on the client-server path.
+
+    Inside the block, start programs with the Lab; on leaving it, servers that serve until told
+    are stopped, the captures flushed and closed, and everything `check` needs is saved in `out`
+    (load it with `Evidence.load(out)`). The first host is the client, the last the server.
+    """
+    out.mkdir(parents=True, exist_ok=True)
     tracer = StateTracer(out).start()  # bpftrace attaches while the network is built
     try:
-        with Testbed(topo, switch=switch, ipv6=getattr(exp.module, "IPV6", False)) as tb:
+        with Testbed(topo, switch=switch, ipv6=ipv6) as tb:
             client, server = topo.hosts[0].name, topo.hosts[-1].name
             lab = Lab(tb, out, client, server)
             facts = lab.facts
@@ -62,7 +91,7 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
             caps = capture_points(tb, client, server, out)
             with capture_all(tb, caps):
                 try:
-                    exp.run(lab)
+                    yield lab
                 finally:
                     for prog in lab.programs.values():
                         if prog.daemon:
@@ -71,15 +100,9 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
             facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
             tracer.stop()
             facts["states"] = tracer.facts()
-            evidence = Evidence(out, exp.name, topo.to_json(), [c.describe() for c in caps], reports, facts)
-            evidence.save()
+            Evidence(out, experiment, topo.to_json(), [c.describe() for c in caps], reports, facts).save()
     finally:
         tracer.stop()
-    result = check_dir(out)
-    result["duration"] = round(time.monotonic() - began, 3)
-    result["build_seconds"] = round(tb.timings.build, 3)
-    write_result(out, result)
-    return result
 
 
 def check_dir(directory: Path) -> dict:

@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from netbed import topologies
+from netbed import runstate, topologies
 from netbed.errors import NetbedError
 from netbed.network import SWITCHES, Testbed
 from netbed.preflight import require_emulation
@@ -51,7 +51,7 @@ def run_topology(name: str, args: argparse.Namespace) -> int:
     topo = topology_from_args(name, args)
     require_emulation()
     out = sys.stdout
-    with Testbed(topo, switch=args.switch) as tb:
+    with runstate.owned(sys.argv), Testbed(topo, switch=args.switch) as tb:
         n_sw = len(topo.switches)
         print(f"{name}: {len(topo.hosts)} hosts, {len(topo.routers)} routers, {n_sw} switches "
               f"built in {tb.timings.build:.2f} s", file=out)
