@@ -264,3 +264,19 @@ def test_report_renders_in_headless_chromium_with_its_table_and_diagrams(page, t
     assert all(c["top"] < 2000 for c in drawn["cells"])  # the table is in the screenshot
     assert len(drawn["svgs"]) == 3 and all(500 <= s["w"] <= 800 and s["h"] > 300 for s in drawn["svgs"])
     assert drawn["pageWidth"] <= 1280  # nothing wider than the window: no sideways scrolling
+
+
+# --- the browser comes from the install step ------------------------------------------------------
+
+@pytest.mark.parametrize("in_archive", [True, False], ids=["debian", "ubuntu"])
+def test_setup_installs_chromium_where_the_archive_has_it_and_goes_on_without_it(tmp_path, in_archive):
+    from test_packaging import StubMachine, _system_python_is_ready
+
+    if not _system_python_is_ready():
+        pytest.skip("/usr/bin/python3 lacks Debian's mininet or python3-venv: run `sudo make setup` first")
+    m = StubMachine(tmp_path, absent=("chromium", "make"), archive=("chromium",) if in_archive else ())
+    out = m.install()
+    assert out.returncode == 0, out.stderr
+    assert sorted(m.installed()) == (["chromium", "make"] if in_archive else ["make"])
+    assert len(m.apt("update")) == 1
+    assert ("browser test will be skipped" in out.stderr) is not in_archive
