@@ -6,7 +6,6 @@ folder, through the very same `check_dir` that `netbed check DIR` uses offline.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -86,7 +85,7 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
             facts["client_host"], facts["server_host"] = client, server
             port_range = lab.read_sysctl(client, "net.ipv4.ip_local_port_range")
             facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
-            facts["netns"] = {str(os.stat(f"/proc/{tb[n.name].pid}/ns/net").st_ino): n.name for n in topo.nodes}
+            facts["netns"] = {str(tb.netns_inode(n.name)): n.name for n in topo.nodes}
             tracer.wait_ready()
             caps = capture_points(tb, client, server, out)
             with capture_all(tb, caps):

@@ -61,6 +61,9 @@ class Route:
     destination: ipaddress.IPv4Network
     via: str
 
+    def destination_interface(self) -> ipaddress.IPv4Interface:
+        return ipaddress.IPv4Interface((self.destination.network_address, self.destination.prefixlen))
+
 
 @dataclass(frozen=True)
 class Node:

@@ -48,6 +48,7 @@ class Testbed:
                 "(no ovs-vsctl; the kernel here has no openvswitch module) — use --switch bridge"
             )
         self.net = None
+        self._fast = None
         self._procs: list[subprocess.Popen] = []
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -59,13 +60,30 @@ class Testbed:
         self.stop()
 
     def start(self) -> Testbed:
+        """Linux bridges: built in bulk over netlink (fast.py); Open vSwitch: Mininet's own build."""
         from mininet.log import setLogLevel
+
+        setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
+        began = time.monotonic()
+        if self.switch == "bridge":
+            from netbed.network.fast import FastNetwork
+
+            self._fast = FastNetwork(self.topology, ipv6=self.ipv6)
+            try:
+                self.net = self._fast.build()
+            except BaseException:
+                self.stop()
+                raise
+        else:
+            self._start_mininet()
+        self.timings.build = time.monotonic() - began
+        return self
+
+    def _start_mininet(self) -> None:
         from mininet.net import Mininet
 
         from netbed.network.nodes import Host, NamespacedBridge, Router, VethLink
 
-        setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
-        began = time.monotonic()
         switch_cls = NamespacedBridge
         if self.switch == "ovs":
             from mininet.node import OVSBridge
@@ -95,8 +113,6 @@ class Testbed:
         except BaseException:
             self.stop()
             raise
-        self.timings.build = time.monotonic() - began
-        return self
 
     def _configure_ipv6(self) -> None:
         """IPv6 twins of every address (no duplicate address detection: usable at once), routes."""
@@ -132,7 +148,11 @@ class Testbed:
         for proc in self._procs:
             _terminate(proc)
         self._procs.clear()
-        if self.net is not None:
+        if self._fast is not None:
+            self._fast.stop()
+            self._fast = None
+            self.net = None
+        elif self.net is not None:
             self.net.stop()
             self.net = None
         self.timings.stop = time.monotonic() - began
@@ -142,6 +162,12 @@ class Testbed:
         if self.net is None:
             raise RuntimeError("testbed is not running")
         return self.net.get(name)
+
+    def netns_inode(self, name: str) -> int:
+        """The inode of a node's network namespace (what bpftrace reports for its sockets)."""
+        if self._fast is not None:
+            return self._fast.netns_inode(name)
+        return os.stat(f"/proc/{self[name].pid}/ns/net").st_ino
 
     def spec(self, name: str) -> NodeSpec:
         return self.topology.node(name)
