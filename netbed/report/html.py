@@ -200,7 +200,8 @@ def render_page(results: list[dict[str, Any]], base: Path, planned: int | None =
         head.append(f'<p class="rp-warn">Incomplete: {len(results)} of the {planned} planned runs finished '
                     "before netbed stopped.</p>")
     head.append("</header>")
-    body = [_verdict_table(runs, experiments)]
+    body = ['<p class="rp-note">Each verdict links to its run below: the assertions, the ladder diagram, the '
+            "kernel's TCP states and the captures.</p>", _verdict_table(runs, experiments)]
     for name, exp_runs in _by_experiment(runs, experiments):
         body.append(_experiment_section(name, experiments.get(name), exp_runs, base))
     foot = ["<footer>Each run folder also holds evidence.json, result.json, ladder.txt and manifest.json; "
