@@ -69,6 +69,11 @@ examples:
   netbed report runs/A runs/B                   the verdict table of two saved runs
   netbed report runs/ --json
 """,
+    "clean": """\
+examples:
+  sudo netbed clean      stop what runs killed with SIGKILL left (their processes; their namespaces go too)
+                         a live run, another user's Mininet and anything netbed did not start are untouched
+""",
     "completion": """\
 examples:
   source <(netbed completion bash)                          this shell only
@@ -123,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML page `netbed run --html` writes")
     p.add_argument("--json", action="store_true", help="print the verdicts as `netbed run --all --json` does")
 
+    command("clean", "remove what dead runs left behind (and only that)")
+
     p = command("completion", "print a shell completion script")
     p.add_argument("shell", choices=SHELLS)
     return parser
@@ -141,6 +148,20 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `netbed … | head`: the reader left; nothing more to say
         sys.stderr.close()
         return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from netbed import runstate
+    from netbed.preflight import require_root
+
+    require_root("netbed clean")
+    done = runstate.reclaim()
+    if not done:
+        print("nothing to clean: no dead netbed run left anything behind")
+    for record, killed in done:
+        print(f"reclaimed run {record.id} (pid {record.pid}, {' '.join(record.command)[:60]}): "
+              f"{killed} processes stopped, their namespaces gone with them")
+    return 0
 
 
 def cmd_topo(args: argparse.Namespace) -> int:
@@ -173,7 +194,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     for warning in trace.warnings:
         print(f"netbed: warning: {warning}", file=sys.stderr)
     if args.json:
-        print(json.dumps(trace.to_json(), indent=2))
+        sys.stdout.write(trace.to_json_text())  # json's indent= would take the slow pure-Python encoder
     else:
         print(format_table(trace))
     return 0
@@ -613,8 +634,8 @@ def _zsh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-COMMANDS = {"topo": cmd_topo, "list": cmd_list, "trace": cmd_trace, "run": cmd_run, "check": cmd_check,
-            "show": cmd_show, "report": cmd_report, "completion": cmd_completion}
+COMMANDS = {"clean": cmd_clean, "topo": cmd_topo, "list": cmd_list, "trace": cmd_trace, "run": cmd_run,
+            "check": cmd_check, "show": cmd_show, "report": cmd_report, "completion": cmd_completion}
 
 
 if __name__ == "__main__":
