@@ -33,9 +33,11 @@ declare -A wanted=(
   [mnexec]=mininet [tcpdump]=tcpdump [ip]=iproute2 [iptables]=iptables [brctl]=bridge-utils
   [ping]=iputils-ping [bpftrace]=bpftrace [tshark]=tshark [curl]=curl [ss]=iproute2
   [ifconfig]=net-tools [ethtool]=ethtool [pgrep]=procps [make]=make
-  [chromium]=chromium
+  [chromium]=chromium [nsenter]=util-linux [tc]=iproute2
 )
 missing=()
+# the HTML report quotes the lecture in Chinese: a CJK font, so the browser shows more than boxes
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
 done
