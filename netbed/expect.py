@@ -138,3 +138,36 @@ def closing_segments(conn) -> list:
 
 def states_of(ev, side: str) -> list[str]:
     return [s["state"] for s in ev.states(side)]
+
+
+def assert_ladder(conn, segments: list, pattern: list[str], name: str = "ladder") -> None:
+    """`Expect.ladder` for a plain pytest test: raise AssertionError with the side-by-side table.
+
+    A bare `assert conn.close_kind == "three-way"` can only say which word differed; the table
+    says which segment of the exchange went otherwise, as the lecture's ladder diagram would.
+    """
+    __tracebackhide__ = True  # pytest points at the test's line, not at this helper
+    if conn is None:
+        raise AssertionError(f"{name}: there is no connection to match (not in the capture?)")
+    expect = Expect()
+    expect.ladder(name, conn, segments, pattern)
+    assert_passed(expect)
+
+
+def assert_passed(expect: Expect) -> None:
+    """Raise AssertionError naming every failed assertion of `expect`, with its expected vs. observed.
+
+    This lets a pytest test reuse a catalog experiment's `check(evidence, expect)` unchanged.
+    """
+    __tracebackhide__ = True
+    if not expect.assertions:
+        raise AssertionError("nothing was asserted")
+    failed = [a for a in expect.assertions if not a.passed]
+    if failed:
+        lines = []
+        for a in failed:
+            if "\n" in a.detail:
+                lines += [f"✗ {a.name}", *a.detail.splitlines()]
+            else:
+                lines.append(f"✗ {a.name}: {a.detail}")
+        raise AssertionError("\n".join(lines))
