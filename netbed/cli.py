@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -219,7 +220,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_writable(args.html)  # before minutes of runs, not after
     results = []
     try:
-        with progress_for(quiet=args.json, total=len(pairs), stream=sys.stderr) as progress:
+        with contextlib.ExitStack() as stack:
+            if len(pairs) > 1:  # one registration and one kernel state tracer for the whole series
+                from netbed import runstate
+                from netbed.preflight import require_emulation
+
+                topologies.build(pairs[0][1])  # bad input is reported before anything starts
+                require_emulation("tcpdump")
+                stack.enter_context(runstate.owned(sys.argv))
+                stack.enter_context(runner.shared_state_tracer())
+            progress = stack.enter_context(progress_for(quiet=args.json, total=len(pairs), stream=sys.stderr))
             for n, (exp, topo) in enumerate(pairs, 1):
                 if args.out and len(pairs) == 1:
                     out = args.out

@@ -9,6 +9,7 @@ import json
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from netbed import __version__, runstate, topologies
 from netbed.capture import capture_all
+from netbed.capture.states import LOG as STATES_LOG
 from netbed.capture.states import StateTracer
 from netbed.errors import NetbedError
 from netbed.expect import Expect
@@ -76,7 +78,8 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
     (load it with `Evidence.load(out)`). The first host is the client, the last the server.
     """
     out.mkdir(parents=True, exist_ok=True)
-    tracer = StateTracer(out).start()  # bpftrace attaches while the network is built
+    shared = _SHARED_TRACER
+    tracer = shared or StateTracer(out).start()  # bpftrace attaches while the network is built
     try:
         with Testbed(topo, switch=switch, ipv6=ipv6) as tb:
             client, server = topo.hosts[0].name, topo.hosts[-1].name
@@ -86,7 +89,9 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
             port_range = lab.read_sysctl(client, "net.ipv4.ip_local_port_range")
             facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
             facts["netns"] = {str(tb.netns_inode(n.name)): n.name for n in topo.nodes}
-            tracer.wait_ready()
+            if shared is None:
+                tracer.wait_ready()
+            mark = shared.mark() if shared is not None else 0
             caps = capture_points(tb, client, server, out)
             with capture_all(tb, caps):
                 try:
@@ -97,11 +102,35 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
                             prog.stop()
                 reports = {name: prog.report() for name, prog in lab.programs.items()}
             facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
-            tracer.stop()
+            if shared is not None:
+                shared.copy_since(mark, out / STATES_LOG)
+            else:
+                tracer.stop()
             facts["states"] = tracer.facts()
             Evidence(out, experiment, topo.to_json(), [c.describe() for c in caps], reports, facts).save()
     finally:
-        tracer.stop()
+        if shared is None:
+            tracer.stop()
+
+
+_SHARED_TRACER: StateTracer | None = None
+
+
+@contextmanager
+def shared_state_tracer() -> Iterator[None]:
+    """One bpftrace for every live lab in the block (a whole `run --all`, a test session)."""
+    global _SHARED_TRACER
+    if _SHARED_TRACER is not None:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="netbed-states-") as tmp:
+        tracer = StateTracer(Path(tmp)).start()
+        _SHARED_TRACER = tracer if tracer.wait_ready() else None
+        try:
+            yield
+        finally:
+            _SHARED_TRACER = None
+            tracer.stop()
 
 
 def check_dir(directory: Path) -> dict:

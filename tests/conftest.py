@@ -79,3 +79,15 @@ def root_namespace_left_as_found():
     after = root_namespace_state()
     changed = {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
     assert not changed, f"the test run left the root namespace changed: {changed}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_state_tracer_for_the_session(root_namespace_left_as_found):
+    """bpftrace takes about a second to attach: the live tests share one (stopped before the check above)."""
+    if not IS_ROOT:
+        yield
+        return
+    from netbed import runner
+
+    with runner.shared_state_tracer():
+        yield

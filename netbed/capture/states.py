@@ -17,7 +17,7 @@ SCRIPT = Path(__file__).with_name("states.bt")
 LOG = "states.txt"
 # A fixed program, no user text: mount tracefs where it is not mounted, then become bpftrace.
 _LAUNCH = ("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; "
-           'exec bpftrace "$0"')
+           'exec bpftrace -B line "$0"')
 
 
 class StateTracer:
@@ -58,6 +58,30 @@ class StateTracer:
 
     def stop(self) -> None:
         self._stop()
+
+    def mark(self) -> int:
+        """Where the log ends now: with `copy_since`, one long-lived tracer serves many runs
+        (bpftrace takes about a second to attach; a run of the whole catalog attaches it once)."""
+        self._settle()
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def copy_since(self, mark: int, dest: Path) -> None:
+        """Write what was logged after `mark` into `dest` (a run folder's own states.txt)."""
+        self._settle()
+        with open(self.path, "rb") as src:
+            src.seek(mark)
+            dest.write_bytes(src.read())
+
+    def _settle(self, quiet: float = 0.03, limit: float = 2.0) -> None:
+        """Let bpftrace write out events already in its ring buffer: the log stops growing."""
+        deadline = time.monotonic() + limit
+        size = -1
+        while time.monotonic() < deadline and self.path.exists():
+            now = self.path.stat().st_size
+            if now == size:
+                return
+            size = now
+            time.sleep(quiet)
 
     def _stop(self) -> str:
         if self.proc is None:

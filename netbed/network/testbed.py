@@ -34,6 +34,8 @@ class Testbed:
     with `.cmd()` and `.popen()`, and `tb.cli()` opens Mininet's CLI.
     """
 
+    __test__ = False  # not a pytest test class, whatever its name suggests
+
     topology: Topology
     switch: str = "bridge"
     ipv6: bool = False  # also give every interface its IPv6 twin address, gateways and routes
