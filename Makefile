@@ -2,6 +2,8 @@
 VENV   := .venv
 NETBED := $(VENV)/bin/netbed
 PYTEST := $(VENV)/bin/python -m pytest
+# Two workers by default: every run is namespaced, so tests build networks side by side.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: setup demo test test-pure lint bench clean-runs
 

@@ -40,10 +40,16 @@ def _read(path: str) -> str:
 
 
 def session_processes() -> list[str]:
-    """Processes (other than pytest itself) that carry this session's mark: left behind if any."""
+    """Processes (other than pytest itself and its shared state tracer) that carry this session's mark:
+    left behind, if any."""
+    from netbed import runner
+
+    keep = {os.getpid()}
+    if runner._SHARED_TRACER is not None and runner._SHARED_TRACER.proc is not None:
+        keep.add(runner._SHARED_TRACER.proc.pid)
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in keep:
             continue
         try:
             if SESSION_MARK.encode() in (entry / "environ").read_bytes().split(b"\0"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -57,6 +58,7 @@ class StateTracer:
         return False
 
     def stop(self) -> None:
+        self._settle()
         self._stop()
 
     def mark(self) -> int:
@@ -72,16 +74,33 @@ class StateTracer:
             src.seek(mark)
             dest.write_bytes(src.read())
 
-    def _settle(self, quiet: float = 0.03, limit: float = 2.0) -> None:
-        """Let bpftrace write out events already in its ring buffer: the log stops growing."""
+    def _settle(self, limit: float = 5.0) -> None:
+        """Make sure every state change that happened before now is in the log.
+
+        bpftrace reads per-CPU ring buffers: on each CPU in turn, open and close a listening socket
+        on loopback (root namespace, so no run's timeline sees it) and wait until that change is
+        logged — everything that CPU reported earlier has been written by then.
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        ports = []
+        mask = os.sched_getaffinity(0)
+        try:
+            for cpu in sorted(mask):
+                os.sched_setaffinity(0, {cpu})
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    sock.listen(1)
+                    ports.append(sock.getsockname()[1])
+        finally:
+            os.sched_setaffinity(0, mask)
+        wanted = [f" 127.0.0.1 {port} 0.0.0.0 0 10 7".encode() for port in ports]  # LISTEN -> CLOSED
         deadline = time.monotonic() + limit
-        size = -1
-        while time.monotonic() < deadline and self.path.exists():
-            now = self.path.stat().st_size
-            if now == size:
+        while time.monotonic() < deadline:
+            log = self.path.read_bytes()
+            if all(w in log for w in wanted):
                 return
-            size = now
-            time.sleep(quiet)
+            time.sleep(0.005)
 
     def _stop(self) -> str:
         if self.proc is None:
