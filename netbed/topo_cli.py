@@ -7,7 +7,7 @@ import time
 
 from netbed import runstate, topologies
 from netbed.errors import NetbedError
-from netbed.network import SWITCHES, Testbed
+from netbed.network import SWITCHES, Testbed, shaping
 from netbed.preflight import require_emulation
 from netbed.spec import Topology
 
@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--switch", choices=SWITCHES, default="bridge",
                         help="bridge: Linux bridge (default); ovs: Open vSwitch bridge, where installed")
     parser.add_argument("--cli", action="store_true", help="open Mininet's CLI before tearing down")
+    parser.add_argument("--delay", metavar="MS", help="delay on every host's link, each way (needs sch_netem)")
+    parser.add_argument("--jitter", metavar="MS", help="delay variation (needs sch_netem and --delay)")
+    parser.add_argument("--loss", metavar="PCT", help="packet loss on every host's link, each way (netem or iptables)")
 
 
 def topology_from_args(name: str, args: argparse.Namespace) -> Topology:
@@ -50,8 +53,10 @@ def reachability(tb: Testbed, test: str) -> tuple[bool, str]:
 def run_topology(name: str, args: argparse.Namespace) -> int:
     topo = topology_from_args(name, args)
     require_emulation()
+    shape = shaping.parse_shape(args.delay, args.jitter, args.loss)
     out = sys.stdout
     with runstate.owned(sys.argv), Testbed(topo, switch=args.switch) as tb:
+        shaping.apply(tb, shape)
         n_sw = len(topo.switches)
         print(f"{name}: {len(topo.hosts)} hosts, {len(topo.routers)} routers, {n_sw} switches "
               f"built in {tb.timings.build:.2f} s", file=out)
