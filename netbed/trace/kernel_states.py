@@ -32,7 +32,11 @@ class StateChange:
 
 
 def parse_log(text: str, clock_offset: float) -> list[StateChange]:
-    """Parse bpftrace's lines; anything malformed (a cut last line) is skipped."""
+    """Parse bpftrace's lines, in time order; anything malformed (a cut last line) is skipped.
+
+    bpftrace drains one ring buffer per CPU, so its lines are not in time order across CPUs: a
+    close() on one CPU may be printed after the state change it preceded on the other.
+    """
     events = []
     for line in text.splitlines():
         parts = line.split()
@@ -45,6 +49,7 @@ def parse_log(text: str, clock_offset: float) -> list[StateChange]:
                                       LINUX_STATES.get(int(old), old), LINUX_STATES.get(int(new), new)))
         except ValueError:
             continue
+    events.sort(key=lambda ev: ev.time)
     return events
 
 
