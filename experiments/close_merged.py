@@ -20,8 +20,8 @@ def run(lab: Lab) -> None:
 
 
 def check(ev: Evidence, expect: Expect) -> None:
-    conn = ev.connection("client")
-    if not expect.that("the connection is in the client-side capture", conn is not None, "looked up by port"):
+    conn = ev.found(expect, "client")
+    if conn is None:
         return
     expect.ladder("three segments close it: FIN, FIN+ACK, ACK", conn, closing_segments(conn), [
         "client > F. seq=f len=0",

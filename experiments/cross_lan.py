@@ -39,8 +39,8 @@ def check(ev: Evidence, expect: Expect) -> None:
             "server": (interface(ev, routers[-1], server_if["segment"])["mac"], server_if["mac"])}
     syns = {}
     for point in ev.points():
-        conn = ev.connection(point)
-        if not expect.that(f"the connection is in the {point} capture", conn is not None, "looked up by port"):
+        conn = ev.found(expect, point)
+        if conn is None:
             return
         syns[point] = conn.segments[0]
     sent = syns["client"]

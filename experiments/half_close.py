@@ -21,8 +21,8 @@ def run(lab: Lab) -> None:
 
 def check(ev: Evidence, expect: Expect) -> None:
     client, server = ev.program("client"), ev.program("server")
-    conn = ev.connection("client")
-    if not expect.that("the connection is in the client-side capture", conn is not None, "looked up by port"):
+    conn = ev.found(expect, "client")
+    if conn is None:
         return
     expect.equal("close initiator (the client's shutdown)", "client", conn.close_initiator)
     expect.equal("close kind: the ACK of the client's FIN is not the server's FIN", "four-way", conn.close_kind)

@@ -23,8 +23,8 @@ def check(ev: Evidence, expect: Expect) -> None:
     expect.that("the client's address is IPv6 (128 bits)", ":" in client["local"][0], client["local"][0])
     expect.equal("the data arrives intact", client["sent_sha256"], server["received_sha256"])
     for point in ("client", "server"):
-        conn = ev.connection(point)
-        if not expect.that(f"the connection is in the {point}-side capture", conn is not None, "looked up by port"):
+        conn = ev.found(expect, point)
+        if conn is None:
             continue
         expect.ladder(f"three segments open it ({point} side)", conn, conn.segments[:3], [
             "client > S  seq=x ack=0 len=0",

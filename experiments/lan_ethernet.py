@@ -32,8 +32,8 @@ def check(ev: Evidence, expect: Expect) -> None:
     expect.equal("both NICs share the first 24 bits (the vendor prefix)", client_mac[:8], server_mac[:8])
     expect.equal("no router on the path", [], [n["name"] for n in ev.topology["nodes"] if n["kind"] == "router"])
     trace = ev.trace("server")
-    conn = ev.connection("server")
-    if not expect.that("the connection is in the server-side capture", conn is not None, "looked up by port"):
+    conn = ev.found(expect, "server")
+    if conn is None:
         return
     syn = conn.segments[0]
     client_ip = conn.client.ip

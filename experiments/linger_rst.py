@@ -19,8 +19,8 @@ def run(lab: Lab) -> None:
 
 def check(ev: Evidence, expect: Expect) -> None:
     client, server = ev.program("client"), ev.program("server")
-    conn = ev.connection("client")
-    if not expect.that("the connection is in the client-side capture", conn is not None, "looked up by port"):
+    conn = ev.found(expect, "client")
+    if conn is None:
         return
     expect.ladder("close() sends one RST", conn, closing_segments(conn), ["client > R. len=0"])
     expect.equal("close kind", "reset", conn.close_kind)

@@ -36,8 +36,8 @@ def run(lab: Lab) -> None:
 
 
 def check(ev: Evidence, expect: Expect) -> None:
-    conn = ev.connection("client")
-    if not expect.that("the connection is in the client-side capture", conn is not None, "looked up by port"):
+    conn = ev.found(expect, "client")
+    if conn is None:
         return
     fins = [s for s in conn.segments if s.fin]
     first = {side: next((s for s in fins if conn.side(s) == side), None) for side in ("client", "server")}

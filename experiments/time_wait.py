@@ -26,8 +26,8 @@ def run(lab: Lab) -> None:
 
 
 def check(ev: Evidence, expect: Expect) -> None:
-    conn = ev.connection("client")
-    if expect.that("the connection is in the client-side capture", conn is not None, "looked up by port"):
+    conn = ev.found(expect)
+    if conn is not None:
         expect.equal("the server closed first", "server", conn.close_initiator)
     expect.equal("server states end in TIME_WAIT", "TIME_WAIT", (states_of(ev, "server") or ["?"])[-1])
     line = ev.facts.get("ss_timer", "")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from netbed import topo_cli, topologies
-from netbed.errors import NetbedError
+from netbed.errors import NetbedError, exit_code_of
 from netbed.network import SWITCHES
 
 EXAMPLES = """\
@@ -138,17 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except NetbedError as exc:
-        print(f"netbed: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("netbed: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `netbed … | head`: the reader left; nothing more to say
-        sys.stderr.close()
-        return 0
+    return exit_code_of(COMMANDS[args.command], args)
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

@@ -8,3 +8,20 @@ class NetbedError(Exception):
     """
 
     exit_code = 2
+
+
+def exit_code_of(command, *args) -> int:
+    """Run a command function the way the CLI does: a NetbedError is one line on stderr and exit 2."""
+    import sys
+
+    try:
+        return command(*args)
+    except NetbedError as exc:
+        print(f"netbed: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("netbed: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `netbed … | head`: the reader left; nothing more to say
+        sys.stderr.close()
+        return 0

@@ -252,6 +252,13 @@ class Evidence:
         peer_fins = [s.time for s in conn.segments if s.fin and conn.side(s) != side]
         return kernel_states.timeline(history, in_time_wait, peer_fins[-1] if peer_fins else None)
 
+    def found(self, expect, point: str = "client", client: str = "client"):
+        """The client's connection at `point`, asserted to be there (None, after a failed assertion, if not)."""
+        conn = self.connection(point, client)
+        expect.that(f"the connection is in the {point}-side capture", conn is not None,
+                    f"{len(self.trace(point).connections)} TCP connections captured there")
+        return conn
+
     def connection(self, point: str = "client", client: str = "client"):
         """The connection the program `client` made, as seen at capture `point` (None if absent)."""
         report = self.program(client)

@@ -6,7 +6,7 @@ import sys
 import time
 
 from netbed import runstate, topologies
-from netbed.errors import NetbedError
+from netbed.errors import exit_code_of
 from netbed.network import SWITCHES, Testbed, shaping
 from netbed.preflight import require_emulation
 from netbed.spec import Topology
@@ -78,11 +78,4 @@ def script_main(name: str, argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run_topology(name, args)
-    except NetbedError as exc:
-        print(f"netbed: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("netbed: interrupted", file=sys.stderr)
-        return 130
+    return exit_code_of(run_topology, name, args)
