@@ -169,8 +169,15 @@ class Lab:
         raise NetbedError(f"{host}: no socket on port {port} reached {state} in {timeout:g} s")
 
     def read_sysctl(self, host: str, key: str) -> str:
+        """A sysctl as `host` sees it (net.* ones are per namespace), read without starting a process."""
+        from netbed.network import rtnl
+
         path = "/proc/sys/" + key.replace(".", "/")
-        return self.tb.run(host, ["cat", path]).stdout.strip()
+        fast = getattr(self.tb, "_fast", None)
+        if fast is not None:
+            with rtnl.inside(fast.fds[host]):
+                return " ".join(open(path).read().split())
+        return " ".join(self.tb.run(host, ["cat", path]).stdout.split())
 
 
 def capture_points(tb: Testbed, client: str, server: str, out: Path) -> list[Capture]:
@@ -237,7 +244,7 @@ class Evidence:
     def states(self, side: str, client: str = "client") -> list[dict]:
         """Kernel TCP states of the main connection's socket on `side` ("client" or "server")."""
         facts = self.facts.get("states") or {}
-        if facts.get("source") != "bpftrace" or "client" not in self.programs:
+        if facts.get("source") not in ("bpftrace", "ss") or "client" not in self.programs:
             return []
         conn = self.connection(side, client)
         if conn is None:

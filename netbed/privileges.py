@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def try_network_namespace() -> str | None:
     if shutil.which("unshare") is None:
         return None  # util-linux is everywhere netbed installs; without it there is nothing to try
     try:
-        proc = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True, timeout=10)
+        # the interpreter itself as the command: it is there even when PATH is not
+        proc = subprocess.run(["unshare", "--net", sys.executable, "-c", ""], capture_output=True, text=True,
+                              timeout=10)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     if proc.returncode == 0:

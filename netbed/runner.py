@@ -6,6 +6,7 @@ folder, through the very same `check_dir` that `netbed check DIR` uses offline.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -14,12 +15,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 from netbed import __version__, runstate, topologies
 from netbed.capture import capture_all
 from netbed.capture.states import LOG as STATES_LOG
-from netbed.capture.states import StateTracer
+from netbed.capture.states import SocketSampler, StateTracer
 from netbed.errors import NetbedError
 from netbed.expect import Expect
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
@@ -79,18 +81,20 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
     """
     out.mkdir(parents=True, exist_ok=True)
     shared = _SHARED_TRACER
-    tracer = shared or StateTracer(out).start()  # bpftrace attaches while the network is built
+    # bpftrace attaches while the network is built (NETBED_STATES=ss: the sampling fallback instead)
+    tracer = shared or StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
     try:
         with Testbed(topo, switch=switch, ipv6=ipv6) as tb:
             client, server = topo.hosts[0].name, topo.hosts[-1].name
             lab = Lab(tb, out, client, server)
             facts = lab.facts
             facts["client_host"], facts["server_host"] = client, server
-            port_range = lab.read_sysctl(client, "net.ipv4.ip_local_port_range")
+            facts["tcp_sysctls"] = {key: lab.read_sysctl(client, key) for key in TCP_SYSCTLS}
+            port_range = facts["tcp_sysctls"]["net.ipv4.ip_local_port_range"]
             facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
             facts["netns"] = {str(tb.netns_inode(n.name)): n.name for n in topo.nodes}
-            if shared is None:
-                tracer.wait_ready()
+            if shared is None and not tracer.wait_ready():
+                tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
             mark = shared.mark() if shared is not None else 0
             caps = capture_points(tb, client, server, out)
             with capture_all(tb, caps):
@@ -187,11 +191,39 @@ def write_result(directory: Path, result: dict) -> None:
         "netbed_version": __version__,
         "git_commit": _git_commit(),
         "command": sys.argv,
-        "python": platform.python_version(),
         "kernel": platform.release(),
+        "tools": tool_versions(),
+        "tcp_sysctls": evidence.facts.get("tcp_sysctls", {}),  # as the client host saw them
+        "states_source": (evidence.facts.get("states") or {}).get("source"),
         "topology": evidence.topology,
     }
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+TCP_SYSCTLS = ("net.ipv4.ip_local_port_range", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_timestamps",
+               "net.ipv4.tcp_sack", "net.ipv4.tcp_window_scaling", "net.ipv4.tcp_syn_retries",
+               "net.ipv4.tcp_congestion_control", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.tcp_ecn",
+               "net.ipv4.tcp_tw_reuse")
+
+
+@lru_cache(maxsize=1)
+def tool_versions() -> dict:
+    """Versions of everything that takes part in a run (read once per process)."""
+    def first_line(argv: list[str]) -> str | None:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        text = (out.stdout or out.stderr).strip()
+        return text.splitlines()[0] if text else None
+
+    try:
+        from mininet.net import VERSION as mininet_version
+    except ImportError:
+        mininet_version = None
+    return {"python": platform.python_version(), "mininet": mininet_version,
+            "tcpdump": first_line(["tcpdump", "--version"]), "bpftrace": first_line(["bpftrace", "--version"]),
+            "iproute2": first_line(["ip", "-V"]), "curl": first_line(["curl", "--version"])}
 
 
 def _git_commit() -> str | None:

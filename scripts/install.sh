@@ -33,7 +33,7 @@ declare -A wanted=(
   [mnexec]=mininet [tcpdump]=tcpdump [ip]=iproute2 [iptables]=iptables [brctl]=bridge-utils
   [ping]=iputils-ping [bpftrace]=bpftrace [tshark]=tshark [curl]=curl [ss]=iproute2
   [ifconfig]=net-tools [ethtool]=ethtool [pgrep]=procps [make]=make
-  [chromium]=chromium [nsenter]=util-linux [tc]=iproute2
+  [chromium]=chromium [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby
 )
 missing=()
 # the HTML report quotes the lecture in Chinese: a CJK font, so the browser shows more than boxes

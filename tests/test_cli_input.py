@@ -58,3 +58,19 @@ def test_list_names_each_experiment_with_its_claim_and_topologies():
     assert {"handshake", "close-client"} <= set(exps)
     for e in exps.values():
         assert e["claim"] and e["gloss"] and e["topologies"]
+
+
+@pytest.mark.root
+def test_a_missing_tool_is_named_with_what_to_do(tmp_path):
+    """PATH holds every tool but tcpdump: one line that names it and the fix, exit 2, nothing built."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("mnexec", "ip", "ss", "brctl", "ifconfig", "ping", "unshare", "nsenter", "tc", "iptables"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    res = netbed("run", "handshake", env={**os.environ, "PATH": str(bin_dir)})
+    assert res.returncode == 2
+    assert res.stderr.strip() == "netbed: tcpdump is missing: run `sudo make setup` (Debian package tcpdump)"

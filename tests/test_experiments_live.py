@@ -40,3 +40,17 @@ def test_handshake_check_fails_on_a_capture_without_the_connection(tmp_path):
     pcap.write_bytes(pcap.read_bytes()[:24])
     again = runner.check_dir(tmp_path / "run")
     assert not again["passed"]
+
+
+def test_without_bpftrace_states_come_from_sampling_the_socket_tables(tmp_path):
+    import os
+
+    res = netbed("run", "close-client", "--topo", "lan", "--out", str(tmp_path / "ss"),
+                 env={**os.environ, "NETBED_STATES": "ss"})
+    result = json.loads((tmp_path / "ss" / "result.json").read_text())
+    assert result["states_source"] == "ss", res.stderr
+    client = [s["state"] for s in result["states"]["client"]]
+    server = [s["state"] for s in result["states"]["server"]]
+    assert client[-1] == "TIME_WAIT" and "CLOSE_WAIT" in server, (client, server)
+    manifest = json.loads((tmp_path / "ss" / "manifest.json").read_text())
+    assert manifest["states_source"] == "ss"

@@ -24,7 +24,8 @@ _LAUNCH = ("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/ker
 class StateTracer:
     """`with StateTracer(run_dir) as tracer:` — records while the block runs; `tracer.facts()` after."""
 
-    def __init__(self, out: Path, timeout: float = 20.0) -> None:
+    def __init__(self, out: Path, timeout: float = 20.0, enabled: bool = True) -> None:
+        self.enabled = enabled  # NETBED_STATES=ss: use the sampling fallback on purpose
         self.path = out / LOG
         self.timeout = timeout
         self.proc: subprocess.Popen | None = None
@@ -34,8 +35,9 @@ class StateTracer:
         self.clock_offset = time.time() - time.monotonic()
 
     def start(self) -> StateTracer:
-        if shutil.which("bpftrace") is None or shutil.which("unshare") is None:
-            self.source, self.error = "unavailable", "bpftrace is not installed"
+        if not self.enabled or shutil.which("bpftrace") is None or shutil.which("unshare") is None:
+            self.source = "unavailable"
+            self.error = "bpftrace is not installed" if self.enabled else "NETBED_STATES=ss"
             return self
         self._log = open(self.path, "w")
         self.proc = subprocess.Popen(["unshare", "-m", "sh", "-c", _LAUNCH, str(SCRIPT)], stdout=self._log,
@@ -127,3 +129,90 @@ class StateTracer:
     def facts(self) -> dict:
         return {"source": self.source, "file": LOG if self.source == "bpftrace" else None,
                 "clock_offset": self.clock_offset, "error": self.error or None}
+
+
+# /proc/net/tcp's state numbers are Linux's own (include/net/tcp_states.h), as bpftrace reports them
+_PROC_TCP = ("tcp", "tcp6")
+
+
+class SocketSampler:
+    """The fallback where bpftrace cannot run: sample the hosts' socket tables every millisecond.
+
+    Each namespace's /proc/net/tcp is read from a thread that has entered it (cheap: no process per
+    sample). Changes are logged in the tracer's own line format, so the same timeline code reads
+    them; a state that lasts less than a sample (FIN_WAIT_1 often does) can be missed — the run's
+    facts say which source was used.
+    """
+
+    def __init__(self, out: Path, netns_fds: dict[str, int], period: float = 0.001) -> None:
+        import threading
+
+        self.path = out / LOG
+        self.fds = netns_fds
+        self.period = period
+        self.clock_offset = time.time() - time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.source, self.error = "ss", None
+
+    def start(self) -> SocketSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def facts(self) -> dict:
+        return {"source": "ss", "file": LOG, "clock_offset": self.clock_offset, "error": None}
+
+    def _run(self) -> None:
+        from netbed.network import rtnl
+
+        last: dict[tuple, int] = {}
+        with open(self.path, "w") as log:
+            while not self._stop.is_set():
+                now = time.monotonic_ns()
+                seen = set()
+                for fd in self.fds.values():
+                    inode = os.fstat(fd).st_ino
+                    with rtnl.inside(fd):
+                        rows = [row for name in _PROC_TCP for row in _read_proc_tcp(name)]
+                    for local, remote, state in rows:
+                        key = (inode, local, remote)
+                        seen.add(key)
+                        if last.get(key) != state:
+                            log.write(_line(now, inode, local, remote, last.get(key, 7), state))
+                            last[key] = state
+                for key in [k for k in last if k not in seen]:
+                    log.write(_line(now, key[0], key[1], key[2], last.pop(key), 7))
+                log.flush()
+                self._stop.wait(self.period)
+
+
+def _read_proc_tcp(name: str) -> list[tuple[tuple[str, int], tuple[str, int], int]]:
+    rows = []
+    try:
+        lines = open(f"/proc/thread-self/net/{name}").read().splitlines()[1:]
+    except OSError:
+        return rows
+    for line in lines:
+        cols = line.split()
+        rows.append((_endpoint(cols[1]), _endpoint(cols[2]), int(cols[3], 16)))
+    return rows
+
+
+def _endpoint(text: str) -> tuple[str, int]:
+    import ipaddress
+
+    addr, port = text.split(":")
+    raw = bytes.fromhex(addr)
+    # the kernel prints each 32-bit word in host (little-endian) order
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(words)), int(port, 16)
+
+
+def _line(ns: int, inode: int, local: tuple[str, int], remote: tuple[str, int], old: int, new: int) -> str:
+    sock = f"{local[0]}:{local[1]}-{remote[0]}:{remote[1]}"
+    family = 6 if ":" in local[0] else 4
+    return f"S {ns} {inode} {sock} {family} {local[0]} {local[1]} {remote[0]} {remote[1]} {old} {new}\n"

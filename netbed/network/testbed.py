@@ -171,6 +171,12 @@ class Testbed:
             return self._fast.netns_inode(name)
         return os.stat(f"/proc/{self[name].pid}/ns/net").st_ino
 
+    def namespace_fds(self, names: list[str]) -> dict[str, int]:
+        """Descriptors of the nodes' network namespaces (open /proc/PID/ns/net on the classic build)."""
+        if self._fast is not None:
+            return {n: self._fast.fds[n] for n in names}
+        return {n: os.open(f"/proc/{self[n].pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC) for n in names}
+
     def spec(self, name: str) -> NodeSpec:
         return self.topology.node(name)
 
