@@ -10,6 +10,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -36,8 +37,9 @@ class Capture:
 
 
 def _argv(cap: Capture, snaplen: int) -> list[str]:
+    # -B: a 16 MiB kernel buffer, so a starved tcpdump (two busy CPUs) falls behind without dropping
     return ["tcpdump", "-i", cap.interface, "-w", str(cap.path), "--immediate-mode", "-U", "-n",
-            "-s", str(snaplen), "-Z", "root", "--packet-buffered"]
+            "-s", str(snaplen), "-Z", "root", "--packet-buffered", "-B", "16384"]
 
 
 class capture_all:  # noqa: N801 — used as a context manager, reads like a statement
@@ -60,7 +62,7 @@ class capture_all:  # noqa: N801 — used as a context manager, reads like a sta
         return self.captures
 
     def __exit__(self, *exc) -> None:
-        _wait_written(self.captures)
+        _flush(self.tb, self.captures)
         for cap in self.captures:
             if cap.proc and cap.proc.poll() is None:
                 cap.proc.send_signal(signal.SIGINT)
@@ -76,21 +78,34 @@ class capture_all:  # noqa: N801 — used as a context manager, reads like a sta
             cap.stats = {key.split()[0]: int(n) for n, key in _STATS.findall(err or "")}
 
 
-def _wait_written(captures: list[Capture], quiet: float = 0.03, limit: float = 3.0) -> None:
-    """Wait until tcpdump has written what the kernel handed it: every file unchanged for `quiet` s.
+# An end-of-capture marker: IEEE's "local experimental" EtherType, addressed to the sender's own MAC
+# (a bridge never sends a frame back out of the port it came in on, so no other capture sees it).
+MARKER_TYPE = 0x88B5
+MARKER = b"netbed end-of-capture marker"
 
-    On SIGINT tcpdump stops reading at once; packets still in its socket buffer (a busy machine
-    lets it fall behind by tens of milliseconds) would never reach the file. With -U each packet
-    is flushed as it is written, so a file that stopped growing means tcpdump has caught up.
+
+def _flush(tb: Testbed, captures: list[Capture], limit: float = 10.0) -> None:
+    """Make sure tcpdump has written everything the kernel handed it before it is stopped.
+
+    On SIGINT tcpdump stops reading at once; packets still in its socket buffer (a starved tcpdump
+    falls behind by tens of milliseconds) would never reach the file. So each capture point sends
+    one marker frame out of its interface and waits for it in the file: tcpdump handles packets in
+    order, so everything before the marker is written by then. Wireshark shows it as the last frame.
     """
+    from netbed.network import rtnl
+
+    fds = tb.namespace_fds([c.node for c in captures])
+    for cap in captures:
+        with rtnl.inside(fds[cap.node]):
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        with sock:
+            sock.bind((cap.interface, 0))
+            mac = sock.getsockname()[4]
+            sock.send(mac + mac + MARKER_TYPE.to_bytes(2, "big") + MARKER)
     deadline = time.monotonic() + limit
-    sizes = None
-    while time.monotonic() < deadline:
-        now = [c.path.stat().st_size if c.path.exists() else 0 for c in captures]
-        if now == sizes:
-            return
-        sizes = now
-        time.sleep(quiet)
+    for cap in captures:
+        while time.monotonic() < deadline and MARKER not in cap.path.read_bytes()[-4096:]:
+            time.sleep(0.005)
 
 
 def _wait_listening(cap: Capture, deadline: float) -> None:
