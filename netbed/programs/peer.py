@@ -15,7 +15,6 @@ about; the experiment chooses their order and timing so that the verdict is dete
     wait-file:P    wait until file P exists (the experiment's signal that it may go on); polled
                    every 0.2 ms, so programs waiting on one file go on within a fraction of a jiffy
     realtime       run with real-time priority (SCHED_FIFO): wake at once, even on a busy machine
-    cpu:N          run on CPU N only (two peers on one CPU share one softirq: their timers fire together)
     close          close()
     kill           SIGKILL ourselves: the kernel closes what we leave open
 
@@ -136,9 +135,6 @@ class Peer:
 
     def do_realtime(self, _arg: str) -> None:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
-
-    def do_cpu(self, arg: str) -> None:
-        os.sched_setaffinity(0, {int(arg)})
 
     def do_close(self, _arg: str) -> None:
         self.sock.close()
