@@ -21,7 +21,7 @@ def run(lab: Lab) -> None:
     # the client, the reply leaves the server), so the FINs that follow stay queued.
     for host in (lab.client_host, lab.server_host):
         lab.hold(host)
-    lab.run(lab.client_host, ["ping", "-n", "-q", "-c", "1", "-s", "100", lab.ip(lab.server_host)])
+    lab.run(lab.client_host, ["ping", "-n", "-q", "-c", "1", "-W", "1", "-s", "100", lab.ip(lab.server_host)])
     lab.signal("close")
     for host in (lab.client_host, lab.server_host):
         lab.wait_socket_state(host, "fin-wait-1", DEFAULT_PORT)

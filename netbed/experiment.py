@@ -153,6 +153,8 @@ class Lab:
         intf = self.tb.spec(host).interfaces[0].name
         self.run(host, ["tc", "qdisc", "change", "dev", intf, "root", "tbf", "rate", "10gbit", "burst", "200000",
                         "limit", "100000"])
+        # changing the rate does not wake the queue: one more frame makes it send what it holds
+        self.tb.send_local_frame(host, intf, b"netbed: release the held queue")
 
     def sockets(self, host: str, state: str | None = None) -> list[str]:
         """`ss -tan` lines of a host, optionally only one state (ss's names: fin-wait-1, time-wait…)."""

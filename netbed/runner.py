@@ -54,13 +54,30 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
     require_emulation("tcpdump")
     out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
-    with runstate.owned(sys.argv):
-        tb = _run_live(exp, topo, out, switch)
+    try:
+        with runstate.owned(sys.argv):
+            tb = _run_live(exp, topo, out, switch)
+    except NetbedError as exc:  # the run itself broke down (a program hung, a state never came): a FAIL
+        result = broken_run(exp, topology, out, str(exc))
+        result["duration"] = round(time.monotonic() - began, 3)
+        (out / RESULT).write_text(json.dumps(result, indent=2) + "\n")
+        return result
     result = check_dir(out)
     result["duration"] = round(time.monotonic() - began, 3)
     result["build_seconds"] = round(tb.timings.build, 3)
     write_result(out, result)
     return result
+
+
+def broken_run(exp: Experiment, topology: str, out: Path, error: str) -> dict:
+    """The result of a run that could not finish: failed, saying why, with what was captured."""
+    pcaps = {p.stem: str(p) for p in sorted(out.glob("*.pcap"))}
+    return {"experiment": exp.name, "topology": topology, "passed": False,
+            "assertions": [{"name": "the experiment ran to its end", "passed": False, "detail": error}],
+            "artifacts": {"dir": str(out), "pcaps": pcaps, "result": str(out / RESULT), "ladder": str(out / LADDER),
+                          "evidence": str(out / "evidence.json")},
+            "connections": [], "main_connection": None, "states": {"client": [], "server": []},
+            "states_source": None, "warnings": []}
 
 
 def _run_live(exp: Experiment, topo: Topology, out: Path, switch: str) -> Testbed:

@@ -52,13 +52,14 @@ def half_close_without_data(lab):
     lab.wait(lab.client(server, ["send:1000", "shutdown-wr", "recv-eof", "close"]), server)
 
 
-def close_server_with_content_length(lab):
+def close_server_with_keep_alive(lab):
     www = lab.out / "www"
     www.mkdir(exist_ok=True)
     (www / "page.html").write_text("x" * 5000)
     ip = lab.ip(lab.server_host)
-    lab.start("server", [sys.executable, HTTPD, "8000", "--bind", ip, "--directory", str(www)],
-              host=lab.server_host, port=8000, daemon=True)
+    # HTTP/1.1 with Content-Length: the server keeps the connection, curl closes it when done
+    lab.start("server", [sys.executable, HTTPD, "8000", "--bind", ip, "--directory", str(www), "--protocol",
+                         "HTTP/1.1"], host=lab.server_host, port=8000, daemon=True)
     lab.wait(lab.start("client", ["curl", "-s", "-o", "/dev/null", "-w", "netbed-local %{local_ip} %{local_port} "
                                   "%{remote_ip} %{remote_port}\n", f"http://{ip}:8000/page.html"],
                        host=lab.client_host))
@@ -157,7 +158,7 @@ SABOTAGE = {
     "handshake": (handshake_losing_the_syn_ack, "three segments open it (client side)"),
     "close-merged": (close_merged_with_a_pause, "close kind"),
     "half-close": (half_close_without_data, "half_close_bytes: what the server sent after the client's FIN"),
-    "close-server": (close_server_with_content_length, "close initiator: the server"),
+    "close-server": (close_server_with_keep_alive, "close initiator: the server"),
     "simultaneous-close": (simultaneous_without_hold, "close kind"),
     "close-on-exit": (exit_with_rst, "no RST"),
     "close-unread-rst": (unread_rst_but_read, "close kind"),
@@ -184,3 +185,16 @@ def test_breaking_the_claim_fails_the_key_assertion(experiment, tmp_path, monkey
     by_name = {a["name"]: a for a in result["assertions"]}
     assert key in by_name, f"{key!r} not asserted; assertions: {list(by_name)}"
     assert not by_name[key]["passed"], by_name[key]
+
+
+def test_a_run_that_breaks_down_is_a_failed_result_not_an_abort(tmp_path, monkeypatch):
+    exp = get("handshake")
+
+    def stuck(lab):
+        lab.wait_socket_state(lab.server_host, "closing", 1, timeout=0.2)  # never happens
+
+    monkeypatch.setattr(exp.module, "run", stuck)
+    result = runner.run_experiment(exp, "lan", tmp_path / "run")
+    assert not result["passed"]
+    (only,) = result["assertions"]
+    assert only["name"] == "the experiment ran to its end" and "reached closing" in only["detail"]

@@ -10,7 +10,6 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -78,8 +77,8 @@ class capture_all:  # noqa: N801 — used as a context manager, reads like a sta
             cap.stats = {key.split()[0]: int(n) for n, key in _STATS.findall(err or "")}
 
 
-# An end-of-capture marker: IEEE's "local experimental" EtherType, addressed to the sender's own MAC
-# (a bridge never sends a frame back out of the port it came in on, so no other capture sees it).
+# An end-of-capture marker: IEEE's "local experimental" EtherType, sent to the interface's own MAC
+# (see Testbed.send_local_frame: no other capture sees it).
 MARKER_TYPE = 0x88B5
 MARKER = b"netbed end-of-capture marker"
 
@@ -92,16 +91,8 @@ def _flush(tb: Testbed, captures: list[Capture], limit: float = 10.0) -> None:
     one marker frame out of its interface and waits for it in the file: tcpdump handles packets in
     order, so everything before the marker is written by then. Wireshark shows it as the last frame.
     """
-    from netbed.network import rtnl
-
-    fds = tb.namespace_fds([c.node for c in captures])
     for cap in captures:
-        with rtnl.inside(fds[cap.node]):
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        with sock:
-            sock.bind((cap.interface, 0))
-            mac = sock.getsockname()[4]
-            sock.send(mac + mac + MARKER_TYPE.to_bytes(2, "big") + MARKER)
+        tb.send_local_frame(cap.node, cap.interface, MARKER, MARKER_TYPE)
     deadline = time.monotonic() + limit
     for cap in captures:
         while time.monotonic() < deadline and MARKER not in cap.path.read_bytes()[-4096:]:

@@ -117,8 +117,13 @@ class FastNetwork:
         index = itertools.count(1000)  # every interface index unique across the run (see add_veth)
         node_index: dict[tuple[str, str], int] = {}
         bridges = {}
+        quiet_ipv6 = {} if self.ipv6 else {  # no router solicitations or MLD reports in the captures
+            "net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+        for seg in topo.switches:
+            if quiet_ipv6:
+                rtnl.write_sysctls(self.fds[seg.name], quiet_ipv6)
         for node in topo.nodes:
-            sysctls = {}
+            sysctls = dict(quiet_ipv6)
             if node.kind == "router":
                 sysctls["net.ipv4.ip_forward"] = "1"
                 sysctls["net.ipv6.conf.all.forwarding"] = "1"

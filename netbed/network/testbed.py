@@ -9,6 +9,7 @@ import ipaddress
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -176,6 +177,22 @@ class Testbed:
         if self._fast is not None:
             return {n: self._fast.fds[n] for n in names}
         return {n: os.open(f"/proc/{self[n].pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC) for n in names}
+
+    def send_local_frame(self, node: str, interface: str, payload: bytes, ethertype: int = 0x88B5) -> None:
+        """Send one frame out of `interface`, addressed to the interface's own MAC.
+
+        A bridge never sends a frame back out of the port it came in on, so nobody receives it; but
+        a capture on the interface records it, and it makes the interface's queue run.
+        """
+        from netbed.network import rtnl
+
+        fd = self.namespace_fds([node])[node]
+        with rtnl.inside(fd):
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        with sock:
+            sock.bind((interface, 0))
+            mac = sock.getsockname()[4]
+            sock.send(mac + mac + ethertype.to_bytes(2, "big") + payload)
 
     def spec(self, name: str) -> NodeSpec:
         return self.topology.node(name)
