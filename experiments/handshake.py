@@ -1,7 +1,7 @@
 """三次握手 — the three-way handshake, checked on real segments at both ends of the path."""
 from __future__ import annotations
 
-from netbed.expect import Expect
+from netbed.expect import THREE_WAY_HANDSHAKE, Expect
 from netbed.experiment import DEFAULT_PORT, Evidence, Lab
 
 NAME = "handshake"
@@ -24,11 +24,7 @@ def check(ev: Evidence, expect: Expect) -> None:
         conn = ev.found(expect, point)
         if conn is None:
             continue
-        expect.ladder(f"three segments open it ({point} side)", conn, conn.segments[:3], [
-            "client > S  seq=x ack=0 len=0",
-            "server > S. seq=y ack=x+1 len=0",
-            "client > .  seq=x+1 ack=y+1 len=0",
-        ])
+        expect.ladder(f"three segments open it ({point} side)", conn, conn.segments[:3], THREE_WAY_HANDSHAKE)
         expect.equal(f"handshake ({point} side)", "complete", conn.handshake)
     low, high = ev.facts["ip_local_port_range"]
     port = client["local"][1]

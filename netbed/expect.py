@@ -129,6 +129,20 @@ def _matches(line: str, conn, seg, bindings: dict[str, int]) -> bool:
     return True
 
 
+# The lecture's two pictures, as ladder lines (relative to whatever x, y, f, g the capture shows)
+THREE_WAY_HANDSHAKE = [
+    "client > S  seq=x ack=0 len=0",
+    "server > S. seq=y ack=x+1 len=0",
+    "client > .  seq=x+1 ack=y+1 len=0",
+]
+FOUR_WAY_CLOSE = [
+    "client > F. seq=f len=0",
+    "server > .  ack=f+1 len=0",
+    "server > F. seq=g",
+    "client > .  ack=g+1 len=0",
+]
+
+
 def closing_segments(conn) -> list:
     """The segments from the first FIN or RST on: the close, as the lecture draws it."""
     segs = conn.segments
