@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from netbed.expect import Expect
 from netbed.experiment import Evidence, Lab
-from netbed.trace import kernel_states
 
 NAME = "udp-no-handshake"
 ORDER = 130
@@ -32,7 +31,7 @@ def check(ev: Evidence, expect: Expect) -> None:
     expect.equal("no TCP segment at all: no SYN, no FIN", 0, len(trace.connections))
     facts = ev.facts.get("states") or {}
     if facts.get("source") == "bpftrace":
-        events = kernel_states.parse_log((ev.directory / facts["file"]).read_text(), facts["clock_offset"])
+        events = ev.state_changes()
         ours = {int(ino) for ino, node in ev.facts["netns"].items()
                 if node in (ev.facts["client_host"], ev.facts["server_host"])}
         expect.equal("no TCP state change in either host", [], [f"{e.old}->{e.new}" for e in events if e.netns in ours])

@@ -22,7 +22,6 @@ from netbed.network import Testbed
 from netbed.programs import Program
 from netbed.trace import Trace, kernel_states, read_trace
 
-CLOCK_MONOTONIC_COARSE = getattr(time, "CLOCK_MONOTONIC_COARSE", 6)  # Linux's clock id 6
 DEFAULT_PORT = 9000  # the lecture: "建议:使用8000之后的端口"
 EVIDENCE = "evidence.json"
 
@@ -126,16 +125,8 @@ class Lab:
         """A file programs wait for (action wait-file:PATH) until `signal(name)` creates it."""
         return str(self.out / f".signal-{name}")
 
-    def signal(self, name: str, on_tick: bool = False) -> None:
-        """Let programs waiting on `name` go on.
-
-        on_tick: just after a kernel timer tick, so that whatever the programs do next (close,
-        arming a retransmission timer) happens within one jiffy on every run.
-        """
-        if on_tick:
-            start = time.clock_gettime(CLOCK_MONOTONIC_COARSE)  # advances exactly at ticks
-            while time.clock_gettime(CLOCK_MONOTONIC_COARSE) == start:
-                pass
+    def signal(self, name: str) -> None:
+        """Let programs waiting on `name` go on."""
         (self.out / f".signal-{name}").touch()
 
     def hold(self, host: str) -> None:
@@ -171,15 +162,7 @@ class Lab:
         raise NetbedError(f"{host}: no socket on port {port} reached {state} in {timeout:g} s")
 
     def read_sysctl(self, host: str, key: str) -> str:
-        """A sysctl as `host` sees it (net.* ones are per namespace), read without starting a process."""
-        from netbed.network import rtnl
-
-        path = "/proc/sys/" + key.replace(".", "/")
-        fast = getattr(self.tb, "_fast", None)
-        if fast is not None:
-            with rtnl.inside(fast.fds[host]):
-                return " ".join(open(path).read().split())
-        return " ".join(self.tb.run(host, ["cat", path]).stdout.split())
+        return self.tb.read_sysctl(host, key)
 
 
 def capture_points(tb: Testbed, client: str, server: str, out: Path) -> list[Capture]:
@@ -207,7 +190,7 @@ class Evidence:
     captures: list[dict]
     programs: dict[str, dict]
     facts: dict = field(default_factory=dict)
-    _traces: dict[str, Trace] = field(default_factory=dict, repr=False)
+    _traces: dict = field(default_factory=dict, repr=False)  # parsed captures (and "events"), per run
 
     @classmethod
     def load(cls, directory: Path) -> Evidence:
@@ -243,6 +226,14 @@ class Evidence:
         except KeyError:
             raise NetbedError(f"no program {name!r} in this run") from None
 
+    def state_changes(self) -> list:
+        """Every TCP state change the run recorded (parsed once; [] without a state source)."""
+        facts = self.facts.get("states") or {}
+        if "events" not in self._traces and facts.get("file"):
+            self._traces["events"] = kernel_states.parse_log((self.directory / facts["file"]).read_text(),
+                                                             facts["clock_offset"])
+        return self._traces.get("events", [])
+
     def states(self, side: str, client: str = "client") -> list[dict]:
         """Kernel TCP states of the main connection's socket on `side` ("client" or "server")."""
         facts = self.facts.get("states") or {}
@@ -254,8 +245,7 @@ class Evidence:
         host = self.facts[f"{side}_host"]
         netns = next((int(ino) for ino, node in self.facts["netns"].items() if node == host), None)
         local, remote = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)
-        events = kernel_states.parse_log((self.directory / facts["file"]).read_text(), facts["clock_offset"])
-        history = kernel_states.socket_history(events, netns, local, remote)
+        history = kernel_states.socket_history(self.state_changes(), netns, local, remote)
         in_time_wait = kernel_states.listed_in_time_wait(self.facts.get("sockets_after", {}).get(host, []),
                                                          local, remote)
         peer_fins = [s.time for s in conn.segments if s.fin and conn.side(s) != side]

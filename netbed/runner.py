@@ -137,6 +137,12 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
 _SHARED_TRACER: StateTracer | None = None
 
 
+def shared_tracer_pid() -> int | None:
+    """The pid of the series' bpftrace, if one is running (it is meant to outlive single runs)."""
+    proc = _SHARED_TRACER.proc if _SHARED_TRACER is not None else None
+    return proc.pid if proc is not None else None
+
+
 @contextmanager
 def shared_state_tracer() -> Iterator[None]:
     """One bpftrace for every live lab in the block (a whole `run --all`, a test session)."""

@@ -44,9 +44,7 @@ def session_processes() -> list[str]:
     left behind, if any."""
     from netbed import runner
 
-    keep = {os.getpid()}
-    if runner._SHARED_TRACER is not None and runner._SHARED_TRACER.proc is not None:
-        keep.add(runner._SHARED_TRACER.proc.pid)
+    keep = {os.getpid(), runner.shared_tracer_pid()}
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in keep:

@@ -52,6 +52,7 @@ class Testbed:
             )
         self.net = None
         self._fast = None
+        self._ns_fds: dict[str, int] = {}  # classic build only: namespaces opened by namespace_fds
         self._procs: list[subprocess.Popen] = []
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -151,6 +152,9 @@ class Testbed:
         for proc in self._procs:
             _terminate(proc)
         self._procs.clear()
+        for fd in self._ns_fds.values():
+            os.close(fd)
+        self._ns_fds.clear()
         if self._fast is not None:
             self._fast.stop()
             self._fast = None
@@ -176,7 +180,18 @@ class Testbed:
         """Descriptors of the nodes' network namespaces (open /proc/PID/ns/net on the classic build)."""
         if self._fast is not None:
             return {n: self._fast.fds[n] for n in names}
-        return {n: os.open(f"/proc/{self[n].pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC) for n in names}
+        for n in names:
+            if n not in self._ns_fds:
+                self._ns_fds[n] = os.open(f"/proc/{self[n].pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        return {n: self._ns_fds[n] for n in names}
+
+    def read_sysctl(self, node: str, key: str) -> str:
+        """A sysctl as `node` sees it (net.* ones are per namespace), read without starting a process."""
+        from netbed.network import rtnl
+
+        with rtnl.inside(self.namespace_fds([node])[node]):
+            with open("/proc/sys/" + key.replace(".", "/")) as f:
+                return " ".join(f.read().split())
 
     def send_local_frame(self, node: str, interface: str, payload: bytes, ethertype: int = 0x88B5) -> None:
         """Send one frame out of `interface`, addressed to the interface's own MAC.
@@ -196,10 +211,6 @@ class Testbed:
 
     def spec(self, name: str) -> NodeSpec:
         return self.topology.node(name)
-
-    @property
-    def hosts(self) -> list[NodeSpec]:
-        return self.topology.hosts
 
     def cli(self) -> None:
         from mininet.cli import CLI

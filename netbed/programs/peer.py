@@ -12,8 +12,7 @@ about; the experiment chooses their order and timing so that the verdict is dete
     quickack       TCP_QUICKACK: send the delayed ACK now instead of within 40-200 ms
     linger0        SO_LINGER on with timeout 0: close() will send RST
     sleep:S        wait S seconds
-    wait-file:P    wait until file P exists (the experiment's signal that it may go on); polled
-                   every 0.2 ms, so programs waiting on one file go on within a fraction of a jiffy
+    wait-file:P    wait until file P exists (the experiment's signal that it may go on)
     realtime       run with real-time priority (SCHED_FIFO): wake at once, even on a busy machine
     close          close()
     kill           SIGKILL ourselves: the kernel closes what we leave open
@@ -131,7 +130,7 @@ class Peer:
 
     def do_wait_file(self, arg: str) -> None:
         while not os.path.exists(arg):
-            time.sleep(0.0002)
+            time.sleep(0.001)
 
     def do_realtime(self, _arg: str) -> None:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
