@@ -23,6 +23,7 @@ from netbed.errors import NetbedError
 from netbed.network import Testbed
 from netbed.programs import Program
 from netbed.trace import Trace, kernel_states, read_trace
+from netbed.trace.payload import tcp_payloads
 
 DEFAULT_PORT = 9000  # the lecture: "建议:使用8000之后的端口"
 EVIDENCE = "evidence.json"
@@ -249,6 +250,12 @@ class Evidence:
                 raise NetbedError(f"no capture point {point!r} (have {', '.join(self.points())})")
             self._traces[point] = read_trace(self.directory / cap["file"])
         return self._traces[point]
+
+    def payloads(self, point: str, segments: list) -> dict[int, bytes]:
+        """The TCP payload bytes of these segments, as captured at `point`, by frame number."""
+        self.trace(point)  # validates the point
+        cap = next(c for c in self.captures if c["point"] == point)
+        return tcp_payloads(self.directory / cap["file"], {s.frame for s in segments})
 
     def program(self, name: str) -> dict:
         try:

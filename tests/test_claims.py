@@ -66,3 +66,11 @@ def test_netbed_statements_and_forcing_are_not_quoted_as_the_lecture(exp):
     # each experiment that forces its outcome says so in its gloss too, next to the verdict
     if exp.forcing:
         assert "Forced:" in exp.gloss or "forced" in exp.gloss.lower(), exp.gloss
+
+
+def test_every_experiment_of_the_catalog_has_a_sabotage_and_nothing_else_has():
+    from sabotage import SABOTAGE
+
+    assert set(SABOTAGE) == {e.name for e in catalog()}
+    for name, runs in SABOTAGE.items():
+        assert runs and all(keys for _, keys in runs), name
