@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from experiments.cross_lan import run as cross_lan_run  # the real one: the test replaces the module's
 from netbed.experiment import DEFAULT_PORT
 from netbed.programs import HTTPD
 
@@ -118,7 +119,7 @@ def ethernet_with_static_neighbours(lab):
 
 def ethernet_with_a_duplicated_mac(lab):
     """A third host takes the client's MAC and talks to the server: one MAC, two hosts on the LAN."""
-    third = next(h for h in lab.tb.topology.hosts() if h.name not in (lab.client_host, lab.server_host))
+    third = next(h for h in lab.tb.topology.hosts if h.name not in (lab.client_host, lab.server_host))
     intf = third.interfaces[0].name
     lab.run(third.name, ["ip", "link", "set", "dev", intf, "address", lab.tb.spec(lab.client_host).interfaces[0].mac])
     lab.run(third.name, ["ping", "-n", "-q", "-c", "1", "-W", "1", lab.ip(lab.server_host)])
@@ -128,11 +129,9 @@ def ethernet_with_a_duplicated_mac(lab):
 
 def cross_lan_with_proxy_arp(lab):
     """The router answers ARP for the other LAN (proxy ARP): the on-link attempt now crosses it."""
-    from experiments import cross_lan
-
     router = lab.tb.topology.path(lab.client_host, lab.server_host)[1]
     lab.run(router, ["sysctl", "-qw", "net.ipv4.conf.all.proxy_arp=1"])
-    cross_lan.run(lab)
+    cross_lan_run(lab)
 
 
 def udp_over_tcp(lab):

@@ -1,6 +1,5 @@
 """The experiments' own check helpers on hand-made segments: what they accept and what they must refuse."""
 from experiments import close_server, loss_recovery, simultaneous_close
-
 from netbed.trace import classify_segments
 from netbed.trace.model import ACK, FIN, PSH, RST, SYN, Endpoint, Segment
 
@@ -42,11 +41,11 @@ def test_a_tail_loss_probe_alone_does_not_cover_a_range_lost_in_the_middle():
 
 
 def test_the_drop_counter_is_read_from_the_iptables_listing():
-    listing = """Chain INPUT (policy ACCEPT 60 packets, 301000 bytes)
-    pkts      bytes target     prot opt in     out     source               destination
-       2    44200 DROP       6    --  *      *       0.0.0.0/0            0.0.0.0/0            tcp dpt:9000 statistic mode nth every 10 packet 5
-       1       60 DROP       6    --  *      *       0.0.0.0/0            0.0.0.0/0            tcp dpt:9001 flags:0x17/0x02 statistic mode nth every 2
-"""
+    rule = "--  *      *       0.0.0.0/0            0.0.0.0/0            tcp"
+    listing = (f"Chain INPUT (policy ACCEPT 60 packets, 301000 bytes)\n"
+               f"    pkts      bytes target     prot opt in     out     source               destination\n"
+               f"       2    44200 DROP       6    {rule} dpt:9000 statistic mode nth every 10 packet 5\n"
+               f"       1       60 DROP       6    {rule} dpt:9001 flags:0x17/0x02 statistic mode nth every 2\n")
     assert loss_recovery.drop_counter(listing, 9000) == 2
     assert loss_recovery.drop_counter(listing, 9001) == 1
     assert loss_recovery.drop_counter("", 9000) == 0
@@ -71,7 +70,8 @@ def test_the_whole_server_initiated_close_passes_four_and_three_segments():
 
 def test_a_server_fin_answered_by_rst_is_not_a_whole_close():
     g, f = Y + 1, X + 1
-    conn = close([seg(1, "server", g, f, FIN | ACK), seg(2, "client", f, g + 1, ACK), seg(3, "client", f, g + 1, RST | ACK)])
+    conn = close([seg(1, "server", g, f, FIN | ACK), seg(2, "client", f, g + 1, ACK),
+                  seg(3, "client", f, g + 1, RST | ACK)])
     assert close_server.close_problem(conn, "server") == "a RST ends it"
 
 
