@@ -76,6 +76,7 @@ section.rp-exp { border-top: 3px solid var(--ink); padding-top: 14px; margin-top
 .rp-claim { font-size: 18px; margin: 6px 0 2px; padding: 8px 14px; border-left: 4px solid #c9a227;
             background: #fffaf0; }
 .rp-gloss { color: var(--muted); margin: 0 0 12px 18px; font-style: italic; }
+.rp-netbed, .rp-forcing { margin: 0 0 8px 18px; }
 article.rp-run { border: 1px solid var(--rule); border-radius: 8px; padding: 14px 18px; margin: 14px 0;
                  background: var(--panel); }
 article.rp-run.rp-failed { border-color: var(--fail); box-shadow: inset 4px 0 0 var(--fail); }
@@ -278,7 +279,11 @@ def _experiment_section(name: str, exp: Experiment | None, runs: list[tuple[str,
     parts = [f'<section class="rp-exp" id="exp-{escape(_slug(name))}">', f"<h2>{escape(name)}</h2>"]
     if exp is not None:
         parts.append(f'<p class="rp-claim" lang="zh">「{escape(exp.claim)}」</p>')
+        if exp.netbed:
+            parts.append(f'<p class="rp-netbed"><b>netbed, not the lecture:</b> {escape(exp.netbed)}</p>')
         parts.append(f'<p class="rp-gloss">{escape(exp.gloss)}</p>')
+        if exp.forcing:
+            parts.append(f'<p class="rp-forcing"><b>Forced:</b> {escape(exp.forcing)}</p>')
     else:
         parts.append('<p class="rp-gloss">(this experiment is not installed here: its lecture claim is unknown; '
                      "the verdict is the one saved in result.json)</p>")
