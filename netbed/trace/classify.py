@@ -1,4 +1,4 @@
-"""Group TCP segments into connections and classify each one by DESIGN.md's definitions.
+"""Group TCP segments into connections and classify each one by docs/design.md's definitions.
 
 Why vectorised: a load test captures 100,000 connections; a Python loop per segment would dominate
 the run. So the classifier works on columns: one direction-independent key per segment, one stable

@@ -94,7 +94,7 @@ class Segment:
 
 @dataclass(eq=False)
 class Connection:
-    """One TCP connection (one incarnation of a 4-tuple), classified per DESIGN.md's definitions.
+    """One TCP connection (one incarnation of a 4-tuple), classified per docs/design.md's definitions.
 
     ``segments`` is built on first use: a million-packet capture classifies 100,000 connections
     without making a million ``Segment`` objects nobody looks at.
@@ -167,7 +167,7 @@ class Connection:
         return lines
 
     def to_json(self) -> dict[str, Any]:
-        """The connection as the JSON object of ``netbed trace --json`` (keys fixed, see DESIGN.md)."""
+        """The connection as the JSON object of ``netbed trace --json`` (keys fixed, see docs/design.md)."""
         return {
             "client": str(self.client),
             "server": str(self.server),
