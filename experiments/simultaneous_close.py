@@ -1,6 +1,9 @@
 """Simultaneous close (netbed's extension of 主动关闭) — both ends close at once: FINs cross, both pass CLOSING."""
 from __future__ import annotations
 
+import time
+
+from netbed.errors import NetbedError
 from netbed.expect import Expect, states_of
 from netbed.experiment import DEFAULT_PORT, Evidence, Lab
 
@@ -25,6 +28,9 @@ def run(lab: Lab) -> None:
     server = lab.server(["recv:100", f"wait-file:{go}", "close"])
     client = lab.client(server, ["send:100", f"wait-file:{go}", "close"])
     lab.wait_socket_state(lab.server_host, "established", DEFAULT_PORT)
+    # The 100 bytes and their ACK must be through before the hold, or they would eat the tokens the
+    # ping needs: wait until the client's send queue is empty (everything acknowledged).
+    wait_all_acknowledged(lab, lab.client_host, DEFAULT_PORT)
     # Hold each end's outgoing packets; one ping empties both token buckets (the request leaves the
     # client, the reply the server), so the FINs that follow stay queued.
     for host in (lab.client_host, lab.server_host):
@@ -41,6 +47,18 @@ def run(lab: Lab) -> None:
     lab.wait(client, server)
     for host in (lab.client_host, lab.server_host):
         lab.wait_socket_state(host, "time-wait", DEFAULT_PORT)
+
+
+def wait_all_acknowledged(lab: Lab, host: str, port: int, timeout: float = 5.0) -> None:
+    """Poll `ss` until the host's connection on `port` has no unacknowledged byte (Send-Q 0)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for cols in (line.split() for line in lab.sockets(host, "established")):
+            ports = {address.rpartition(":")[2] for address in cols[2:4]}
+            if len(cols) >= 4 and str(port) in ports and cols[1] == "0":
+                return
+        time.sleep(0.005)
+    raise NetbedError(f"{host}: the connection on port {port} still has unacknowledged data after {timeout:g} s")
 
 
 def acknowledges(ack_segment, fin) -> bool:
