@@ -2,7 +2,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -10,7 +9,7 @@ from conftest import NETBED, REPO, netbed, root_namespace_state, session_process
 
 from netbed import runstate
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 # seconds after start: during Mininet's build, tcpdump/bpftrace start-up, the programs, the check,
 # the teardown (a `handshake` run on wan takes about 2 s here)
@@ -47,7 +46,8 @@ def test_a_run_stopped_by_a_signal_cleans_up_by_itself(sig, delay, tmp_path):
     proc = start_run("handshake", "--topo", "wan", "--out", str(tmp_path / "run"))
     time.sleep(delay)
     proc.send_signal(sig)
-    assert proc.wait(timeout=30) != 0 or delay > 1.5  # it may have finished just before the signal
+    # stopped by the signal, or (at the later delays) finished just before it: then it finished for real
+    assert proc.wait(timeout=30) != 0 or (tmp_path / "run" / "result.json").is_file()
     assert session_processes() == []
     assert root_namespace_state() == before
 
@@ -78,4 +78,3 @@ def test_clean_as_a_command_explains_itself():
     res = netbed("clean")
     assert res.returncode == 0
     assert res.stdout.strip().startswith(("nothing to clean", "reclaimed"))
-    assert sys.executable  # the CLI ran with this interpreter

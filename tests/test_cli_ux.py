@@ -211,7 +211,7 @@ def test_completion_of_an_unknown_shell_is_refused(capsys):
     assert exc.value.code == 2 and "invalid choice: 'fish'" in capsys.readouterr().err
 
 
-@pytest.mark.root
+@pytest.mark.netbed
 def test_live_run_writes_a_report_page_with_its_ladder(tmp_path):
     page = tmp_path / "site" / "report.html"
     res = netbed("run", "handshake", "--topo", "lan", "--out", str(tmp_path / "run"), "--html", str(page))
