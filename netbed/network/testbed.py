@@ -194,10 +194,17 @@ class Testbed:
     def spec(self, name: str) -> NodeSpec:
         return self.topology.node(name)
 
-    def cli(self) -> None:
+    def cli(self, script: str | None = None) -> None:
+        """Mininet's CLI over this network, at Mininet's default `info` log level (as `mn` runs it)."""
         from mininet.cli import CLI
+        from mininet.log import lg, setLogLevel
 
-        CLI(self.net)
+        level = lg.getEffectiveLevel()
+        setLogLevel("info")
+        try:
+            CLI(self.net, script=script)
+        finally:
+            lg.setLevel(level)
 
     # -- processes in hosts -----------------------------------------------------------------------
     def popen(self, node: str, argv: list[str], **kwargs) -> subprocess.Popen:
