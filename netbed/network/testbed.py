@@ -264,25 +264,20 @@ class Testbed:
         return out.returncode == 0
 
     def ping_pairs(self, pairs: list[tuple[str, str]], parallel: int = 32) -> list[tuple[str, str]]:
-        """Ping every (source host, destination IP) pair, `parallel` at a time; return failures.
+        """Ping every (source host, destination IP) pair once, `parallel` at a time; return the failures.
 
-        ARP resolution can lose the very first echo; a failed pair is retried once.
+        One echo per pair and no second try, as Mininet's pingAll: a lost echo is a reported loss.
         """
         failures = []
-        for attempt in range(2):
-            todo = pairs if attempt == 0 else failures
-            failures = []
-            for start in range(0, len(todo), parallel):
-                batch = todo[start:start + parallel]
-                procs = [(pair, self.popen(pair[0], ["ping", "-n", "-q", "-c", "1", "-W", "1", pair[1]]))
-                         for pair in batch]
-                for pair, proc in procs:
-                    proc.communicate()
-                    self._forget(proc)
-                    if proc.returncode != 0:
-                        failures.append(pair)
-            if not failures:
-                break
+        for start in range(0, len(pairs), parallel):
+            batch = pairs[start:start + parallel]
+            procs = [(pair, self.popen(pair[0], ["ping", "-n", "-q", "-c", "1", "-W", "1", pair[1]]))
+                     for pair in batch]
+            for pair, proc in procs:
+                proc.communicate()
+                self._forget(proc)
+                if proc.returncode != 0:
+                    failures.append(pair)
         return failures
 
 
