@@ -4,10 +4,11 @@ Both builds apply this plan — the fast one over netlink (`fast.py`), the class
 own shells (`testbed.py`) — so router forwarding, duplicate address detection, bridge netfilter,
 interface indexes and MACs are decided once, here, and can be checked before anything exists.
 
-A LAN larger than one Linux bridge (1,023 ports: the kernel's BR_MAX_PORTS is 1,024, port 0 reserved) becomes a stack of bridges in
-the switch's namespace: the first bridge carries the trunks to the others (a star, so no loop and no
-spanning tree). It is still one broadcast domain and one subnet: an ARP request reaches every host.
-Mininet's view stays one switch `s1` with ports s1-eth1..s1-ethN, like a stacked hardware switch.
+A LAN larger than one Linux bridge (1,023 ports: the kernel's BR_MAX_PORTS is 1,024, port 0
+reserved) becomes a stack of bridges in the switch's namespace: the first bridge carries the trunks to
+the others (a star, so no loop and no spanning tree). It is still one broadcast domain and one
+subnet: an ARP request reaches every host. Mininet's view stays one switch `s1` with ports
+s1-eth1..s1-ethN, like a stacked hardware switch.
 """
 from __future__ import annotations
 

@@ -226,7 +226,7 @@ class Testbed:
             _terminate(proc)
             raise NetbedError(f"{node}: {' '.join(argv)} did not finish in {timeout:g} s") from None
         finally:
-            self._forget(proc)
+            self.forget(proc)
         result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
         if check and proc.returncode != 0:
             raise NetbedError(f"{node}: {' '.join(argv)} failed: {(err or out).strip()}")
@@ -251,7 +251,8 @@ class Testbed:
                 raise NetbedError(f"{node}: nothing listens on {proto} port {port} after {timeout:g} s")
             time.sleep(0.01)
 
-    def _forget(self, proc: subprocess.Popen) -> None:
+    def forget(self, proc: subprocess.Popen) -> None:
+        """The caller has stopped and reaped `proc` itself: the testbed need not stop it at the end."""
         try:
             self._procs.remove(proc)
         except ValueError:
@@ -275,7 +276,7 @@ class Testbed:
                      for pair in batch]
             for pair, proc in procs:
                 proc.communicate()
-                self._forget(proc)
+                self.forget(proc)
                 if proc.returncode != 0:
                     failures.append(pair)
         return failures
