@@ -16,7 +16,7 @@ from netbed.errors import NetbedError
 # Node names become interface names "NAME-ethN" (15 characters at most in Linux), and reach
 # command lines inside hosts: letters and digits only.
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
-MAX_HOSTS = 2000
+MAX_HOSTS = 4096  # mininet.org's headline size; beyond 1,024 a LAN is a stack of bridges (network/plan.py)
 MAX_LANS = 250
 MAX_ROUTERS = 250
 # Locally administered (bit 1 of the first octet), the rest reads "nb": the first 24 bits play
