@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from netbed.trace.model import PSH as PSH_BIT
+from netbed.trace.constants import PSH as PSH_BIT
 from netbed.trace.model import flag_text
 
 _TERM = re.compile(r"^(seq|ack|len)(=|>|<)([a-z]\w*|\d+)(?:([+-])(\d+))?$")
