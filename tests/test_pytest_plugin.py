@@ -23,7 +23,7 @@ from test_expect import Conn, Seg  # hand-made segments, as the ladder's own tes
 
 from netbed.expect import Expect, assert_ladder, assert_passed
 from netbed.experiment import Experiment
-from netbed.trace.model import ACK, FIN
+from netbed.trace.constants import ACK, FIN
 
 DOC = REPO / "docs" / "writing-experiments.md"
 EXAMPLE = "test_close.py"

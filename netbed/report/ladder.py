@@ -13,7 +13,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from netbed.trace.model import ACK, PSH, Connection, Endpoint, Segment
+from netbed.trace.constants import ACK, PSH
+from netbed.trace.model import Connection, Endpoint, Segment
 
 FOLD_AFTER = 6  # a run of more plain data/ACK segments than this folds into one arrow per direction
 TEXT_WIDTH = 100  # the whole text diagram fits an ordinary terminal
