@@ -5,10 +5,10 @@ import json
 import pytest
 from sabotage import SABOTAGE
 
-from netbed import runner
+from netbed import runner, verdict
 from netbed.experiment import catalog, get
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 CASES = [(e.name, t) for e in catalog() for t in e.topologies]
 
@@ -16,10 +16,12 @@ CASES = [(e.name, t) for e in catalog() for t in e.topologies]
 @pytest.mark.parametrize("experiment, topology", CASES, ids=[f"{e}-{t}" for e, t in CASES])
 def test_catalog_experiment_passes(experiment, topology, tmp_path):
     result = runner.run_experiment(get(experiment), topology, tmp_path / "run")
-    failed = [a for a in result["assertions"] if not a["passed"]]
-    assert result["passed"], json.dumps(failed, indent=1, ensure_ascii=False)
+    failed = [a.to_json() for a in result.failed]
+    assert result.passed, json.dumps(failed, indent=1, ensure_ascii=False)
     # the offline re-check of the saved folder gives the same verdict, assertion by assertion
-    assert runner.check_dir(tmp_path / "run")["assertions"] == result["assertions"]
+    assert verdict.check_dir(tmp_path / "run").assertions == result.assertions
+    # and result.json reads back as the very result the run returned
+    assert verdict.RunResult.from_json(json.loads((tmp_path / "run" / "result.json").read_text())) == result
 
 
 def test_the_catalog_covers_the_lecture():
@@ -42,11 +44,11 @@ def test_breaking_the_claim_fails_the_key_assertion(experiment, sabotage, keys, 
     exp = get(experiment)
     monkeypatch.setattr(exp.module, "run", sabotage)
     result = runner.run_experiment(exp, exp.topologies[0], tmp_path / "run")
-    assert not result["passed"]
-    by_name = {a["name"]: a for a in result["assertions"]}
+    assert not result.passed
+    by_name = {a.name: a for a in result.assertions}
     for key in keys:
         assert key in by_name, f"{key!r} not asserted; assertions: {list(by_name)}"
-        assert not by_name[key]["passed"], by_name[key]
+        assert not by_name[key].passed, by_name[key]
 
 
 def test_a_run_that_breaks_down_is_a_failed_result_not_an_abort(tmp_path, monkeypatch):
@@ -57,21 +59,20 @@ def test_a_run_that_breaks_down_is_a_failed_result_not_an_abort(tmp_path, monkey
 
     monkeypatch.setattr(exp.module, "run", stuck)
     result = runner.run_experiment(exp, "lan", tmp_path / "run")
-    assert not result["passed"]
-    (only,) = result["assertions"]
-    assert only["name"] == "the experiment ran to its end" and "reached closing" in only["detail"]
+    assert not result.passed
+    (only,) = result.assertions
+    assert only.name == "the experiment ran to its end" and "reached closing" in only.detail
 
 
 def test_a_state_stamped_before_the_segment_that_causes_it_fails_the_handshake(tmp_path):
     """The same saved run, its kernel state clock moved 1 ms earlier: ESTABLISHED before the SYN-ACK must fail."""
-    exp = get("handshake")
-    result = runner.run_experiment(exp, "lan", tmp_path / "run")
-    assert result["passed"], json.dumps([a for a in result["assertions"] if not a["passed"]], ensure_ascii=False)
+    result = runner.run_experiment(get("handshake"), "lan", tmp_path / "run")
+    assert result.passed, json.dumps([a.to_json() for a in result.failed], ensure_ascii=False)
     evidence = tmp_path / "run" / "evidence.json"
     data = json.loads(evidence.read_text())
     data["facts"]["states"]["clock_offset"] -= 0.001
     evidence.write_text(json.dumps(data))
-    by_name = {a["name"]: a for a in runner.check_dir(tmp_path / "run")["assertions"]}
+    by_name = {a.name: a for a in verdict.check_dir(tmp_path / "run").assertions}
     for side, what in (("client", "SYN-ACK"), ("server", "ACK")):
         key = f"the {side} is ESTABLISHED after the {what} reaches it ({side}-side capture)"
-        assert not by_name[key]["passed"], by_name[key]
+        assert not by_name[key].passed, by_name[key]

@@ -1,7 +1,8 @@
 """The experiments' own check helpers on hand-made segments: what they accept and what they must refuse."""
 from experiments import close_server, loss_recovery, simultaneous_close
 from netbed.trace import classify_segments
-from netbed.trace.model import ACK, FIN, PSH, RST, SYN, Endpoint, Segment
+from netbed.trace.constants import ACK, FIN, PSH, RST, SYN
+from netbed.trace.model import Endpoint, Segment
 
 C, S = Endpoint("10.0.0.1", 40000), Endpoint("10.0.0.3", 9000)
 X, Y = 1000, 5000  # client and server ISNs

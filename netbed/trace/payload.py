@@ -12,14 +12,22 @@ import os
 
 import numpy as np
 
-from .pcap import _decode, _index_classic, _index_pcapng
+from .constants import (
+    COOKED_LAYOUTS,
+    ETHERNET_HEADER,
+    IPV6_HEADER,
+    LOOPBACK_LINKTYPES,
+    RAW_IP_LINKTYPES,
+    VLAN_TAG,
+    VLAN_TPIDS,
+    LinkType,
+)
+from .container import ContainerReader
+from .headers import decode
 
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-ETHERNET, RAW_IP, RAW_IPV4, RAW_IPV6, NULL, LINUX_SLL, LINUX_SLL2 = 1, 101, 228, 229, 0, 113, 276
-LINK_HEADER = {RAW_IP: 0, RAW_IPV4: 0, RAW_IPV6: 0, NULL: 4, LINUX_SLL: 16, LINUX_SLL2: 20}
-ETHER_HEADER, VLAN_TAG = 14, 4
-VLAN_TPIDS = (0x8100, 0x88A8)
-IPV6_HEADER = 40
+LOOPBACK_HEADER = 4  # the address family word before the IP header
+LINK_HEADER = {**{lt: 0 for lt in RAW_IP_LINKTYPES}, **{lt: LOOPBACK_HEADER for lt in LOOPBACK_LINKTYPES},
+               **{lt: size for lt, (size, _) in COOKED_LAYOUTS.items()}}
 
 
 def tcp_payloads(path: str | os.PathLike[str], frame_numbers: set[int]) -> dict[int, bytes]:
@@ -27,9 +35,9 @@ def tcp_payloads(path: str | os.PathLike[str], frame_numbers: set[int]) -> dict[
     name = os.fspath(path)
     with open(name, "rb") as f:
         data = f.read()
-    warnings: list[str] = []
-    index = _index_pcapng(data, warnings, name) if data[:4] == PCAPNG_MAGIC else _index_classic(data, warnings)
-    frames = _decode(np.frombuffer(data, np.uint8), index, warnings)
+    reader = ContainerReader(name)
+    index, _ = reader.index(data, final=True)
+    frames = decode(np.frombuffer(data, np.uint8), index, reader.warnings)
     out = {}
     for number in sorted(frame_numbers):
         row = number - 1
@@ -49,8 +57,8 @@ def tcp_payloads(path: str | os.PathLike[str], frame_numbers: set[int]) -> dict[
 
 
 def _ip_start(data: bytes, start: int, end: int, linktype: int) -> int | None:
-    if linktype == ETHERNET:
-        at, ethertype = start + ETHER_HEADER, int.from_bytes(data[start + 12:start + 14], "big")
+    if linktype == LinkType.ETHERNET:
+        at, ethertype = start + ETHERNET_HEADER, int.from_bytes(data[start + 12:start + 14], "big")
         while ethertype in VLAN_TPIDS and at + VLAN_TAG <= end:
             ethertype = int.from_bytes(data[at + 2:at + 4], "big")
             at += VLAN_TAG
