@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = command("trace", "connections in a pcap, classified (handshake, close kind, bytes)")
-    p.add_argument("pcap", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("pcap", help="a pcap or pcapng file, also gzip-compressed; - reads standard input")
+    p.add_argument("--json", action="store_true", help="one JSON document, connections streamed as they end")
 
     p = command("check", "re-run a saved run's assertions offline")
     p.add_argument("dir", type=Path)
@@ -175,20 +175,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from netbed.trace import format_table, read_trace
+    from netbed.trace import command
 
-    if not args.pcap.exists():
-        raise NetbedError(f"no such file: {args.pcap}")
-    if args.pcap.is_dir():
-        raise NetbedError(f"{args.pcap} is a folder, not a pcap file")
-    trace = _read(read_trace, args.pcap)
-    for warning in trace.warnings:
-        print(f"netbed: warning: {warning}", file=sys.stderr)
-    if args.json:
-        sys.stdout.write(trace.to_json_text())  # json's indent= would take the slow pure-Python encoder
-    else:
-        print(format_table(trace))
-    return 0
+    return command.run(args.pcap, args.json)
 
 
 def _read(reader, path: Path):
