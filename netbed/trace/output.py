@@ -26,7 +26,12 @@ TABLE_COLUMNS = ("client", "server", "handshake", "close", "initiator", "bytes c
 # Widths that fit IPv4 endpoints and large counts; a longer value (IPv6) widens only its own row.
 _WIDTHS = (21, 21, 10, 12, 9, 12, 12, 10, 8)
 _ROW = "  ".join(f"{{:{'>' if i >= 5 else '<'}{w}}}" for i, w in enumerate(_WIDTHS))
-_WORDS_JSON = {code: f'"{word}"' if word is not None else "null" for code, word in CLOSER_OF_CODE.items()}
+_ROW_PERCENT = "  ".join(f"%{'' if i >= 5 else '-'}{w}{'d' if i >= 5 else 's'}" for i, w in enumerate(_WIDTHS))
+# Plain strings per code, looked up by position: an enum's .value costs a descriptor call per row.
+_HANDSHAKE = [HANDSHAKE_OF_CODE[c].value for c in sorted(HANDSHAKE_OF_CODE)]
+_KIND = [CLOSE_KIND_OF_CODE[c].value for c in sorted(CLOSE_KIND_OF_CODE)]
+_CLOSER = {c: w.value if w is not None else "-" for c, w in CLOSER_OF_CODE.items()}
+_CLOSER_JSON = {c: f'"{w.value}"' if w is not None else "null" for c, w in CLOSER_OF_CODE.items()}
 
 
 def _endpoints(table: ConnectionTable) -> tuple[list[str], list[str]]:
@@ -43,10 +48,10 @@ def json_lines(table: ConnectionTable) -> Iterator[str]:
     columns = zip(clients, servers, *(getattr(table, name).tolist() for name in (
         "handshake", "isn_client", "isn_server", "close_kind", "closer", "bytes_client", "bytes_server",
         "half_close", "segments", "retrans_client", "retrans_server", "start", "end")))
-    hs_text, kind_text = HANDSHAKE_OF_CODE, CLOSE_KIND_OF_CODE
+    hs_text, kind_text, closer = _HANDSHAKE, _KIND, _CLOSER_JSON
     for c, s, hs, xc, xs, k, w, bc, bs, hb, n, rc, rs, t0, t1 in columns:
-        yield _JSON % (c, s, hs_text[hs].value, xc if xc >= 0 else "null", xs if xs >= 0 else "null",
-                       kind_text[k].value, _WORDS_JSON[w], bc, bs, hb, n, rc, rs, t0, t1)
+        yield _JSON % (c, s, hs_text[hs], xc if xc >= 0 else "null", xs if xs >= 0 else "null",
+                       kind_text[k], closer[w], bc, bs, hb, n, rc, rs, t0, t1)
 
 
 def json_tail(any_connection: bool, warnings: Iterable[str]) -> str:
@@ -59,9 +64,7 @@ def table_head() -> str:
 
 def table_rows(table: ConnectionTable) -> Iterator[str]:
     clients, servers = _endpoints(table)
-    for row in zip(clients, servers, *(getattr(table, name).tolist() for name in (
+    hs_text, kind_text, closer, row = _HANDSHAKE, _KIND, _CLOSER, _ROW_PERCENT
+    for c, s, hs, k, w, bc, bs, hb, n in zip(clients, servers, *(getattr(table, name).tolist() for name in (
             "handshake", "close_kind", "closer", "bytes_client", "bytes_server", "half_close", "segments"))):
-        c, s, hs, k, w, bc, bs, hb, n = row
-        closer = CLOSER_OF_CODE[w]
-        yield _ROW.format(c, s, HANDSHAKE_OF_CODE[hs].value, CLOSE_KIND_OF_CODE[k].value,
-                          closer.value if closer is not None else "-", bc, bs, hb, n).rstrip()
+        yield row % (c, s, hs_text[hs], kind_text[k], closer[w], bc, bs, hb, n)
