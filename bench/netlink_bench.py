@@ -90,7 +90,7 @@ class Pyroute2Build(FastNetwork):
                         b.link("add", ifname=bridge.name, index=bridge.index, kind="bridge", state="up",
                                br_nf_call_iptables=0, br_nf_call_ip6tables=0, br_nf_call_arptables=0)
                 for link in plan.links:
-                    if link.end2.node != switch.name:
+                    if link.end2.node != switch.name or link.trunk:
                         continue
                     a, e = link.end1, link.end2
                     # pyroute2's veth request puts only attributes in the peer message, so the peer's
@@ -102,9 +102,8 @@ class Pyroute2Build(FastNetwork):
                     kw = {"address": e.mac} if e.mac else {}
                     b.link("add", ifname=e.name, index=e.index, kind="veth", peer=peer,
                            master=bridge_index[link.bridge2], state="up", **kw)
-                    if link.trunk:
-                        b.link("set", index=a.index, master=bridge_index[link.bridge1], state="up")
             send(self.fds[switch.name], compose)
+            self._trunks(switch.name, bridge_index)
         for link in plan.links:
             if not link.bridge2:
                 a, e = link.end1, link.end2
@@ -128,6 +127,26 @@ class Pyroute2Build(FastNetwork):
             send(self.fds[node.name], compose)
         self.net = mininet_view(topo, plan, self.fds)
         return self.net
+
+    def _trunks(self, switch: str, bridge_index: dict[str, int]) -> None:
+        """A stack's trunks (both ends in the switch's namespace): the kernel picks the peer's index, so
+        it is looked up by name before joining the first bridge (a few per 4,096 hosts: plain calls)."""
+        from pyroute2 import IPRoute
+
+        trunks = [link for link in self.plan.links if link.trunk and link.end2.node == switch]
+        if not trunks:
+            return
+        with rtnl.inside(self.fds[switch]):
+            ipr = IPRoute()
+        try:
+            for link in trunks:
+                a, e = link.end1, link.end2
+                ipr.link("add", ifname=e.name, index=e.index, kind="veth", peer={"ifname": a.name},
+                         master=bridge_index[link.bridge2], state="up")
+                (peer,) = ipr.link_lookup(ifname=a.name)
+                ipr.link("set", index=peer, master=bridge_index[link.bridge1], state="up")
+        finally:
+            ipr.close()
 
 
 class IPBatchPlainSocket(Pyroute2Build):
@@ -153,6 +172,8 @@ def _send_plain(sock, data: bytes) -> None:
                         raise OSError(-code, os.strerror(-code))
                 offset += (length + 3) & ~3
         start = end
+
+
 
 
 def _count(data: bytes) -> int:
