@@ -8,7 +8,7 @@ the whole build is compared (namespaces, sysctls, bridges, veths, addresses, rou
 objects). pyroute2 is used as its documentation suggests for bulk work: one IPRoute socket per
 namespace, opened from inside the namespace (no NetNS helper process, no NDB), and every request of a
 namespace compiled by IPBatch and sent in large chunks, the acknowledgements read back through the
-same IPRoute and checked for errors. Rounds alternate between the two; the median is reported.
+same IPRoute and checked for errors. Each round runs the variants in a rotated order; the median is reported.
 """
 from __future__ import annotations
 
@@ -225,8 +225,10 @@ def main() -> int:
           f"   (median of {args.rounds}, whole build)")
     for hosts in (int(s) for s in args.sizes.split(",")):
         times: dict[str, list[float]] = {"rtnl": [], "pyroute2": [], "ipbatch+socket": []}
-        for _ in range(args.rounds):
-            for kind in times:
+        kinds = list(times)
+        for round_number in range(args.rounds):
+            # the order rotates every round, so a machine getting busier or quieter favours no one
+            for kind in kinds[round_number % len(kinds):] + kinds[:round_number % len(kinds)]:
                 times[kind].append(one(kind, hosts))
         a, b, c = (statistics.median(times[k]) for k in times)
         print(f"{hosts:>6} {a:10.2f} {b:11.2f} {b / a:5.2f}x {c:17.2f} {c / a:5.2f}x   "
