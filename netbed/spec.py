@@ -81,12 +81,6 @@ class Node:
     def lan(self) -> str:
         return self.interfaces[0].segment
 
-    def interface_on(self, segment: str) -> Interface:
-        for intf in self.interfaces:
-            if intf.segment == segment:
-                return intf
-        raise KeyError(f"{self.name} has no interface on {segment}")
-
 
 @dataclass(frozen=True)
 class Segment:
@@ -120,12 +114,6 @@ class Topology:
         for n in self.nodes:
             if n.name == name:
                 return n
-        raise KeyError(name)
-
-    def segment(self, name: str) -> Segment:
-        for s in self.segments:
-            if s.name == name:
-                return s
         raise KeyError(name)
 
     def members(self, segment: str) -> list[tuple[Node, Interface]]:

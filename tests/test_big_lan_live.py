@@ -14,7 +14,7 @@ from conftest import REPO, netbed
 from netbed import topologies
 from netbed.network import Testbed, plan
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 
 def _master(tb: Testbed, port: str) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "mininet> "

@@ -17,7 +17,7 @@ import pytest
 from netbed import topologies
 from netbed.network import Testbed
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 BUILDS = {"fast": {}, "classic": {"classic": True}}
 
