@@ -38,7 +38,7 @@ def free_port() -> int:
 
 
 def start_tcpdump(path: Path, port: int, interface: str) -> subprocess.Popen[bytes]:
-    """tcpdump as DESIGN.md requires: --immediate-mode, started and *listening* before traffic.
+    """tcpdump as docs/design.md requires: --immediate-mode, started and *listening* before traffic.
 
     ``-B 8192``: with the default 2 MiB buffer, ``-i any`` lost 2-5 of these 20 loopback frames
     ("dropped by kernel") in about half the runs on the project's machines.

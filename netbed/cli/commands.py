@@ -60,7 +60,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     for e in exps:
         print(f"{e.name:<20} {', '.join(e.topologies)}")
         print(f"{'':<20} {e.gloss}")
-        print(f"{'':<20} 「{e.claim}」")
+        print(f"{'':<20} lecture: 「{e.claim}」")
+        if e.netbed:
+            print(f"{'':<20} netbed (not the lecture): {e.netbed}")
+        if e.forcing:
+            print(f"{'':<20} forced: {e.forcing}")
     return 0
 
 
