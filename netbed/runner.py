@@ -171,6 +171,10 @@ def check_dir(directory: Path) -> dict:
             expect.that(f"the {cap['point']} capture kept every packet",
                         cap.get("captured") == cap["received"] and cap.get("dropped", 0) == 0,
                         f"{cap.get('captured')} captured, {cap['received']} received, {cap.get('dropped')} dropped")
+    for name, report in evidence.programs.items():
+        if report.get("unable"):  # the machine refused what the experiment needs: say so first
+            expect.that(f"the {name} program could do what the experiment needs", False,
+                        f"{name} program {report['unable']}")
     try:
         exp.check(evidence, expect)
     except NetbedError:
