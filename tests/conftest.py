@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rootstate import differences, network_state
 
 REPO = Path(__file__).resolve().parents[1]
 NETBED = [sys.executable, "-m", "netbed.cli"]
@@ -59,16 +60,10 @@ def session_processes() -> list[str]:
 
 
 def root_namespace_state() -> dict:
-    """What a run must not change: namespaces, links, routes, addresses, firewall, sysctls, processes."""
-    def out(*argv: str) -> str:
-        return subprocess.run(argv, capture_output=True, text=True).stdout
-
+    """What a run must not change: namespaces, links, routes, addresses, firewall, sysctls, processes
+    (compared as state: tests/rootstate.py leaves out lifetimes and counters, which change by themselves)."""
     return {
-        "netns": out("ip", "netns", "list"),
-        "links": sorted(line.split(":")[1].strip() for line in out("ip", "-o", "link").splitlines()),
-        "routes": out("ip", "route"),
-        "addresses": out("ip", "-o", "addr"),
-        "iptables": out("iptables-save").splitlines()[1:-1] if IS_ROOT else [],
+        **network_state(with_firewall=IS_ROOT),
         "sysctls": {k: _read("/proc/sys/" + k) for k in (
             "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables",
             "net/bridge/bridge-nf-call-arptables", "net/ipv4/ip_forward", "net/ipv4/ip_local_port_range")},
@@ -80,8 +75,7 @@ def root_namespace_state() -> dict:
 def root_namespace_left_as_found():
     before = root_namespace_state()
     yield
-    after = root_namespace_state()
-    changed = {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
+    changed = differences(before, root_namespace_state())
     assert not changed, f"the test run left the root namespace changed: {changed}"
 
 
