@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,13 +103,17 @@ def main() -> int:
     with open("/proc/loadavg") as f:
         print(f"load average before: {f.read().split()[:3]}")
     results: dict[str, list[dict]] = {"budget": [], "no-budget": []}
-    with tempfile.TemporaryDirectory(prefix="netbed-bench-") as tmp, no_realtime_budget() as procs:
+    tmp = Path(tempfile.mkdtemp(prefix="netbed-bench-close-merged-"))
+    with no_realtime_budget() as procs:
         for i in range(args.runs):
             for mode, group in (("budget", None), ("no-budget", procs)):
-                row = run_once(args.topo, Path(tmp) / mode / str(i), group)
+                out = tmp / mode / str(i)
+                row = run_once(args.topo, out, group)
                 results[mode].append(row)
-                if not row["passed"]:
-                    print(f"  {mode} run {i}: FAIL {row.get('failed') or row.get('error')}")
+                if row["passed"]:
+                    shutil.rmtree(out, ignore_errors=True)
+                else:  # kept, to open the pcaps
+                    print(f"  {mode} run {i}: FAIL {row.get('failed') or row.get('error')} ({out})")
     for mode, rows in results.items():
         print(summary(mode, rows))
     with open("/proc/loadavg") as f:

@@ -19,6 +19,22 @@ SESSION_MARK = f"NETBED_TEST_SESSION={os.getpid()}"
 os.environ["NETBED_TEST_SESSION"] = str(os.getpid())
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Root that cannot emulate (a container without --privileged, a read-only /proc/sys, a partial
+    capability set) stops the session before it starts, with the very line `netbed` prints, exit 2 —
+    not with a hundred failures that each hide the cause (or hang in Mininet waiting for a shell)."""
+    if not IS_ROOT or config.option.help or config.option.version or config.option.collectonly:
+        return None
+    from netbed.privileges import privilege_problem
+
+    problem = privilege_problem()
+    if problem is None:
+        return None
+    print(f"netbed: {problem}", file=sys.stderr)
+    return 2
+
+
 def pytest_collection_modifyitems(config, items):
     if IS_ROOT:
         return

@@ -93,18 +93,21 @@ _IN_PRIVATE_NETNS = textwrap.dedent("""
     def sh(*argv):
         subprocess.run(argv, check=True, capture_output=True)
 
+    def out(*argv):
+        return subprocess.run(argv, capture_output=True, text=True).stdout
+
     sh("ip", "link", "set", "lo", "up")
     sh("ip", "link", "add", "leftover0", "type", "veth", "peer", "name", "leftover1")  # veth: every kernel has it
     sh("ip", "link", "set", "leftover0", "up")
     sh("ip", "addr", "add", "192.0.2.5/24", "dev", "leftover0", "valid_lft", "100", "preferred_lft", "50")
     sh("iptables", "-A", "INPUT", "-i", "lo", "-j", "ACCEPT")
-    text_before = subprocess.run(["ip", "-o", "addr", "show", "dev", "leftover0"], capture_output=True, text=True).stdout
-    save_before = subprocess.run(["iptables-save", "-c"], capture_output=True, text=True).stdout
+    text_before = out("ip", "-o", "addr", "show", "dev", "leftover0")
+    save_before = out("iptables-save", "-c")
     before = network_state()
     time.sleep(1.5)  # lifetimes count in seconds
     sh("ping", "-c", "3", "-i", "0.2", "127.0.0.1")  # the counters grow
-    text_after = subprocess.run(["ip", "-o", "addr", "show", "dev", "leftover0"], capture_output=True, text=True).stdout
-    save_after = subprocess.run(["iptables-save", "-c"], capture_output=True, text=True).stdout
+    text_after = out("ip", "-o", "addr", "show", "dev", "leftover0")
+    save_after = out("iptables-save", "-c")
     unchanged = differences(before, network_state())
     sh("ip", "addr", "add", "198.51.100.7/24", "dev", "leftover0")  # a real leftover
     leftover = differences(before, network_state())

@@ -163,8 +163,12 @@ class Peer:
             return
         except OSError as exc:
             refused = errno.errorcode.get(exc.errno, str(exc.errno))
-        os.setpriority(os.PRIO_PROCESS, 0, HIGHEST_NICE)
-        self.priority = f"nice {HIGHEST_NICE} (SCHED_FIFO refused: {refused})"
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, HIGHEST_NICE)
+            self.priority = f"nice {HIGHEST_NICE} (SCHED_FIFO refused: {refused})"
+        except OSError as exc:  # no CAP_SYS_NICE either: run as we are, and say so
+            self.priority = f"normal (SCHED_FIFO refused: {refused}, nice {HIGHEST_NICE} refused: " \
+                            f"{errno.errorcode.get(exc.errno, str(exc.errno))})"
         self.note("priority", granted=self.priority)
 
     def do_close(self, _arg: str) -> None:
