@@ -80,38 +80,51 @@ if ! "$engine" image exists "$base" 2>/dev/null && ! "$engine" image inspect "$b
 fi
 
 # -- the image ------------------------------------------------------------------------------------
-start=$(date +%s)
-# the build installs packages: it needs the host's network (the runs below get none)
-"$engine" build "${engine_flags[@]}" --network host -t "$image" "$here"
-build_seconds=$(( $(date +%s) - start ))
-size=$("$engine" image inspect --format '{{.Size}}' "$image")
-log "built $image in ${build_seconds} s, $(( size / 1000000 )) MB"
-[ "$build_only" = 0 ] || exit 0
+build() {  # build TAG [BUILD FLAGS...]: prints the time and the image's size
+  local tag=$1 start seconds size
+  shift
+  start=$(date +%s)
+  # the build installs packages: it needs the host's network (the runs below get none)
+  "$engine" build "${engine_flags[@]}" --network host -t "$tag" "$@" "$here"
+  seconds=$(( $(date +%s) - start ))
+  size=$("$engine" image inspect --format '{{.Size}}' "$tag")
+  figures+=("image $tag: built in ${seconds} s, $(( size / 1000000 )) MB")
+  log "${figures[-1]}"
+}
+figures=()
+build "$image"
+build "$image-browser" --target browser
+[ "$build_only" = 0 ] || { printf '%s\n' "${figures[@]}"; exit 0; }
 
 # -- the runs -------------------------------------------------------------------------------------
 run() {  # run LABEL FLAGS... -- COMMAND...: prints the closing lines and the time, returns the exit code
   local label=$1; shift
-  local flags=()
-  while [ "$1" != -- ]; do flags+=("$1"); shift; done
+  local flags=() tag=$image
+  while [ "$1" != -- ]; do
+    if [ "$1" = --image ]; then tag=$2; shift 2; else flags+=("$1"); shift; fi
+  done
   shift
   local out start rc
-  out=$(mktemp)
+  out=$(mktemp /tmp/container-check.XXXXXX)
   start=$(date +%s)
   set +e
-  "$engine" run "${engine_flags[@]}" --rm --network none "${run_flags[@]}" "${flags[@]}" "$image" "$@" >"$out" 2>&1
+  "$engine" run "${engine_flags[@]}" --rm --network none "${run_flags[@]}" "${flags[@]}" "$tag" "$@" >"$out" 2>&1
   rc=$?
   set -e
-  tail -n 4 "$out" | sed "s/^/[$label] /"
-  log "$label: exit $rc in $(( $(date +%s) - start )) s (full output: $out)"
-  return 0
+  tail -n 3 "$out" | sed "s/^/[$label] /"
+  figures+=("$label: exit $rc in $(( $(date +%s) - start )) s: $(grep -E ' (passed|failed)|^[0-9]+/[0-9]+ passed|^netbed: ' "$out" | tail -1)")
+  log "${figures[-1]} (full output: $out)"
 }
 
 run "make test, privileged" --privileged -- make test
 run "make demo, privileged" --privileged -- make demo
+run "HTML report in Chromium, privileged" --privileged --image "$image-browser" -- \
+  .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_report_html.py
 if [ "$unprivileged" = 1 ]; then
   run "netbed run, unprivileged" -- .venv/bin/netbed run handshake
   run "make test, unprivileged" -- make test
-  run "netbed run, NET_ADMIN+SYS_ADMIN+NET_RAW" --cap-add NET_ADMIN,SYS_ADMIN,NET_RAW -- .venv/bin/netbed run handshake
-  run "make test, NET_ADMIN+SYS_ADMIN+NET_RAW" --cap-add NET_ADMIN,SYS_ADMIN,NET_RAW -- make test
+  partial=(--cap-add NET_ADMIN,SYS_ADMIN,NET_RAW)
+  run "netbed run, --cap-add NET_ADMIN,SYS_ADMIN,NET_RAW" "${partial[@]}" -- .venv/bin/netbed run handshake
+  run "make test, --cap-add NET_ADMIN,SYS_ADMIN,NET_RAW" "${partial[@]}" -- make test
 fi
-log "image $image: built in ${build_seconds} s, $(( size / 1000000 )) MB"
+printf '%s\n' "${figures[@]}"

@@ -15,6 +15,7 @@ about; the experiment chooses their order and timing so that the verdict is dete
     wait-file:P    wait until file P exists (the experiment's signal that it may go on)
     realtime       run with real-time priority (SCHED_FIFO), or fail saying why the kernel refused it
     prompt         wake at once on a busy machine: SCHED_FIFO where the kernel grants it, else nice -20
+                   (both set up the whole process: at the head of a server's script, before accept())
     close          close()
     kill           SIGKILL ourselves: the kernel closes what we leave open
 
@@ -49,6 +50,8 @@ CGROUP_V1_CPU = "/sys/fs/cgroup/cpu"
 CAP_SYS_NICE = 23  # bit in CapEff (linux/capability.h)
 # Actions that ask the machine for something (not socket calls): their failure is the machine's, not TCP's
 MACHINE_ACTIONS = {"realtime"}
+# Actions that set up the whole process: at the head of a script they are played before accept()
+PROCESS_SETTINGS = {"realtime", "prompt"}
 
 
 def payload(n: int, offset: int = 0) -> bytes:
@@ -235,6 +238,15 @@ def family_of(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+def leading_settings(actions: list[str]) -> tuple[list[str], list[str]]:
+    """Split off the leading process settings (`realtime`, `prompt`): they apply to the whole process,
+    so they are played before the first blocking call, not after it."""
+    n = 0
+    while n < len(actions) and actions[n] in PROCESS_SETTINGS:
+        n += 1
+    return actions[:n], actions[n:]
+
+
 def run_server(args: argparse.Namespace) -> int:
     family = family_of(args.bind or "0.0.0.0")
     kind = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
@@ -242,16 +254,21 @@ def run_server(args: argparse.Namespace) -> int:
     if not args.no_reuseaddr:
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind((args.bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), args.port))
-    if args.udp:
-        peer = Peer(lsock, "server", udp=True)
-    else:
+    settings, actions = leading_settings(args.actions)
+    peer = Peer(lsock, "server", udp=args.udp)
+    if not args.udp:
         lsock.listen(8)
+    # before accept(): the wake-up from accept must be as prompt as the ones after it. A refused
+    # setting still lets the client in (the lab waits for the listening socket and the connection),
+    # then ends the script: the report says why.
+    settled = peer.play(settings)
+    if not args.udp:
         conn, addr = lsock.accept()
         lsock.close()  # one connection per run: nothing else may sneak into the trace
-        peer = Peer(conn, "server", udp=False)
+        peer.sock = conn
         peer.peer_addr = addr
         peer.local = conn.getsockname()
-    ok = peer.play(args.actions)
+    ok = settled and peer.play(actions)
     peer.report()
     return 0 if ok else 1
 
