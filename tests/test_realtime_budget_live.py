@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from netbed import runner
+from netbed import runner, verdict
 from netbed.experiment import Evidence, get
 
 pytestmark = pytest.mark.root
@@ -61,8 +61,7 @@ def no_realtime_budget() -> Iterator[Path]:
 def test_close_merged_passes_without_a_realtime_budget(topology, tmp_path):
     with no_realtime_budget():
         result = runner.run_experiment(get("close-merged"), topology, tmp_path / "run")
-    failed = [a for a in result["assertions"] if not a["passed"]]
-    assert result["passed"], failed
+    assert result.passed, [a.to_json() for a in result.failed]
     # the kernel really refused real-time scheduling: the server says what it ran with instead
     server = Evidence.load(tmp_path / "run").program("server")
     assert server["priority"] == "nice -20 (SCHED_FIFO refused: EPERM)"
@@ -78,12 +77,12 @@ def test_a_program_that_needs_realtime_fails_the_run_with_the_reason_on_one_line
     monkeypatch.setattr(exp.module, "run", insisting_on_realtime)
     with no_realtime_budget() as group:
         result = runner.run_experiment(exp, "lan", tmp_path / "run")
-    assert not result["passed"]
-    first = next(a for a in result["assertions"] if not a["passed"])
-    assert first["name"] == "the server program could do what the experiment needs"
-    assert first["detail"] == (
+    assert not result.passed
+    first = result.failed[0]
+    assert first.name == "the server program could do what the experiment needs"
+    assert first.detail == (
         "server program failed at 'realtime': EPERM — the container has no real-time budget: "
         f"cpu.rt_runtime_us is 0 in its cgroup /{group.relative_to(CPU)} "
         "(give it one: docker or podman run --cpu-rt-runtime=950000)")
     # the offline re-check says the same: the reason is in the evidence, not only in this process
-    assert runner.check_dir(tmp_path / "run")["assertions"] == result["assertions"]
+    assert verdict.check_dir(tmp_path / "run").assertions == result.assertions
