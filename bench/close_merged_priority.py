@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -97,6 +98,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--topo", default="lan")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still remove the cgroup
     if os.geteuid() != 0:
         print("close_merged_priority: needs root (cgroups and emulation)", file=sys.stderr)
         return 2
