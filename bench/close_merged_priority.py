@@ -53,16 +53,21 @@ def no_realtime_budget() -> Iterator[Path]:
                 time.sleep(0.05)
 
 
-def merge_gap_ms(run_dir: Path) -> float | None:
-    """Milliseconds from the client's FIN to the server's FIN, at the server's capture point."""
+def gaps_ms(run_dir: Path) -> tuple[float | None, float | None]:
+    """At the server's capture point: milliseconds from the client's FIN to the server's FIN, and from
+    the client's FIN to the server program's own `eof` event (its wake-up; the same wall clock)."""
     evidence = Evidence.load(run_dir)
     conn = evidence.connection("server")
     if conn is None:
-        return None
+        return None, None
     fins = [(conn.side(s), s.time) for s in conn.segments if s.fin]
     client = next((t for side, t in fins if side == "client"), None)
     server = next((t for side, t in fins if side == "server"), None)
-    return None if client is None or server is None else (server - client) * 1000
+    eof = next((e["t"] for e in evidence.program("server")["events"] if e["event"] == "eof"), None)
+    if client is None:
+        return None, None
+    return ((server - client) * 1000 if server is not None else None,
+            (eof - client) * 1000 if eof is not None else None)
 
 
 def run_once(topo: str, out: Path, procs: Path | None) -> dict:
@@ -78,8 +83,9 @@ def run_once(topo: str, out: Path, procs: Path | None) -> dict:
     run_dir = Path(result["artifacts"]["dir"])
     server = Evidence.load(run_dir).programs.get("server", {})
     failed = [f"{a['name']}: {a['detail']}".splitlines()[0] for a in result["assertions"] if not a["passed"]]
+    gap, wake = gaps_ms(run_dir)
     return {"passed": result["passed"], "priority": server.get("priority"), "unable": server.get("unable"),
-            "gap_ms": merge_gap_ms(run_dir), "failed": failed[:1]}
+            "gap_ms": gap, "wake_ms": wake, "failed": failed[:1]}
 
 
 def summary(mode: str, rows: list[dict]) -> str:
@@ -90,6 +96,9 @@ def summary(mode: str, rows: list[dict]) -> str:
     if gaps:
         line += (f"; server FIN after client FIN: median {statistics.median(gaps):.2f} ms, "
                  f"max {max(gaps):.2f} ms (merges if < {DELAYED_ACK_MS} ms)")
+    wakes = [r["wake_ms"] for r in rows if r.get("wake_ms") is not None]
+    if wakes:
+        line += f"; server's eof after client FIN: median {statistics.median(wakes):.2f} ms, max {max(wakes):.2f} ms"
     return line
 
 
