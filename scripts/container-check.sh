@@ -97,8 +97,9 @@ build "$image-browser" --target browser
 [ "$build_only" = 0 ] || { printf '%s\n' "${figures[@]}"; exit 0; }
 
 # -- the runs -------------------------------------------------------------------------------------
-run() {  # run LABEL FLAGS... -- COMMAND...: prints the closing lines and the time, returns the exit code
-  local label=$1; shift
+unexpected=0
+run() {  # run LABEL EXPECTED-EXIT FLAGS... -- COMMAND...: prints the closing lines, the exit code and the time
+  local label=$1 expected=$2; shift 2
   local flags=() tag=$image
   while [ "$1" != -- ]; do
     if [ "$1" = --image ]; then tag=$2; shift 2; else flags+=("$1"); shift; fi
@@ -112,19 +113,22 @@ run() {  # run LABEL FLAGS... -- COMMAND...: prints the closing lines and the ti
   rc=$?
   set -e
   tail -n 3 "$out" | sed "s/^/[$label] /"
+  [ "$rc" = "$expected" ] || { unexpected=1; label="$label (expected exit $expected)"; }
   figures+=("$label: exit $rc in $(( $(date +%s) - start )) s: $(grep -E ' (passed|failed)|^[0-9]+/[0-9]+ passed|^netbed: ' "$out" | tail -1)")
   log "${figures[-1]} (full output: $out)"
 }
 
-run "make test, privileged" --privileged -- make test
-run "make demo, privileged" --privileged -- make demo
-run "HTML report in Chromium, privileged" --privileged --image "$image-browser" -- \
+run "make test, privileged" 0 --privileged -- make test
+run "make demo, privileged" 0 --privileged -- make demo
+run "HTML report in Chromium, privileged" 0 --privileged --image "$image-browser" -- \
   .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_report_html.py
 if [ "$unprivileged" = 1 ]; then
-  run "netbed run, unprivileged" -- .venv/bin/netbed run handshake
-  run "make test, unprivileged" -- make test
+  # netbed's one line, exit 2; make passes pytest's 2 on as its own failure, exit 2
+  run "netbed run, unprivileged" 2 -- .venv/bin/netbed run handshake
+  run "make test, unprivileged" 2 -- make test
   partial=(--cap-add NET_ADMIN,SYS_ADMIN,NET_RAW)
-  run "netbed run, --cap-add NET_ADMIN,SYS_ADMIN,NET_RAW" "${partial[@]}" -- .venv/bin/netbed run handshake
-  run "make test, --cap-add NET_ADMIN,SYS_ADMIN,NET_RAW" "${partial[@]}" -- make test
+  run "netbed run, --cap-add NET_ADMIN,SYS_ADMIN,NET_RAW" 2 "${partial[@]}" -- .venv/bin/netbed run handshake
+  run "make test, --cap-add NET_ADMIN,SYS_ADMIN,NET_RAW" 2 "${partial[@]}" -- make test
 fi
 printf '%s\n' "${figures[@]}"
+exit "$unexpected"
