@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ import pytest
 
 from netbed import runner, verdict
 from netbed.experiment import Evidence, get
+from netbed.programs import PEER
 
 pytestmark = pytest.mark.root
 
@@ -91,3 +94,28 @@ def test_a_program_that_needs_realtime_fails_the_run_with_the_reason_on_one_line
         r"\(give it one: docker or podman run --cpu-rt-runtime=950000\)", first.detail), first.detail
     # the offline re-check says the same: the reason is in the evidence, not only in this process
     assert verdict.check_dir(tmp_path / "run").assertions == result.assertions
+
+
+_WITHOUT_SYS_NICE = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import peer
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(peer.RT_PRIORITY))
+    print("granted")
+except OSError as exc:
+    print(peer.why_refused("realtime", exc))
+p = peer.Peer(None, "server", udp=False)
+p.do_prompt("")
+print(p.priority)
+"""
+
+
+def test_without_cap_sys_nice_the_reason_names_it_and_prompt_runs_on_at_normal_priority():
+    proc = subprocess.run(["capsh", "--drop=cap_sys_nice", "--", "-c", 'exec "$0" "$@"', sys.executable, "-c",
+                           _WITHOUT_SYS_NICE, str(Path(PEER).parent)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    reason, priority = proc.stdout.strip().splitlines()
+    assert reason == ("this root lacks CAP_SYS_NICE, which real-time scheduling needs "
+                      "(a container started without --privileged or --cap-add SYS_NICE?)")
+    assert priority == "normal (SCHED_FIFO refused: EPERM, nice -20 refused: EACCES)"
