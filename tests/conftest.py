@@ -1,4 +1,6 @@
-"""Shared fixtures. Root tests build real emulated networks; the session checks that they leave
+"""Shared fixtures. Tests marked `netbed` (the pytest plugin's marker) build real emulated networks and
+are skipped, with preflight's reason, where this machine cannot (not root); a root that lacks the
+privileges stops the session with netbed's one line instead. The session checks that the tests leave
 the root namespace exactly as it found it."""
 from __future__ import annotations
 
@@ -33,15 +35,6 @@ def pytest_cmdline_main(config):
         return None
     print(f"netbed: {problem}", file=sys.stderr)
     return 2
-
-
-def pytest_collection_modifyitems(config, items):
-    if IS_ROOT:
-        return
-    skip = pytest.mark.skip(reason="needs root: real emulation (run `sudo make test`)")
-    for item in items:
-        if "root" in item.keywords:
-            item.add_marker(skip)
 
 
 def netbed(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

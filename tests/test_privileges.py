@@ -83,7 +83,7 @@ PARTIAL = {
 }
 
 
-@pytest.mark.root
+@pytest.mark.netbed
 @pytest.mark.parametrize("case", sorted(PARTIAL))
 def test_partial_privileges_stop_netbed_and_the_test_session_with_one_line_before_anything_is_built(case, tmp_path):
     from conftest import IS_ROOT, NETBED, REPO, root_namespace_state

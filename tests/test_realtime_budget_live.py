@@ -24,7 +24,7 @@ from netbed import runner, verdict
 from netbed.experiment import Evidence, get
 from netbed.programs import PEER
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 CPU = Path("/sys/fs/cgroup/cpu")
 

@@ -116,7 +116,7 @@ _IN_PRIVATE_NETNS = textwrap.dedent("""
 """)
 
 
-@pytest.mark.root
+@pytest.mark.netbed
 @pytest.mark.skipif(not IS_ROOT, reason="needs root: a network namespace of the test's own")
 def test_real_lifetimes_and_counters_in_a_private_namespace_are_no_change():
     proc = subprocess.run(["unshare", "--net", sys.executable, "-c", _IN_PRIVATE_NETNS, str(TESTS)],
