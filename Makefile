@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/python -m pytest
 # Two workers by default: every run is namespaced, so tests build networks side by side.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup demo test test-pure lint bench clean-runs
+.PHONY: setup demo test test-pure lint bench clean-runs container-check
 
 # Idempotent: installs only what is missing (system packages, the venv, the project in it).
 setup:
@@ -31,3 +31,9 @@ lint: setup
 
 clean-runs:
 	rm -rf runs
+
+# The CI image built and run as CI runs it (docker or podman; not part of `make test`): `make test`
+# and `make demo` in a privileged container, figures at the end. CONTAINER_CHECK_ARGS=--unprivileged
+# also shows the one line a container without --privileged gets. docs/container.md has the figures.
+container-check:
+	@bash scripts/container-check.sh $(CONTAINER_CHECK_ARGS)

@@ -18,7 +18,7 @@ def run(lab: Lab) -> None:
     # The server closes the moment it reads EOF, well inside the 40-200 ms delayed-ACK window,
     # so the ACK of the client's FIN rides on the server's own FIN. Real-time priority keeps that
     # moment prompt on a machine busy with other runs.
-    server = lab.server(["realtime", "recv-eof", "close"])
+    server = lab.server(["prompt", "recv-eof", "close"])
     client = lab.client(server, ["send:1000", "close"])
     lab.wait(client, server)
 

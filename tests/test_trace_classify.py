@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from chunked import chunked_equivalence  # noqa: F401 - every capture here is also read in tiny chunks
 from pcapbuild import Conversation, Packet, interleave, write_pcap, write_pcapng
 
 from netbed.trace import Connection, Endpoint, Segment, classify_segments, format_table, read_trace

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from chunked import chunked_equivalence  # noqa: F401 - every capture here is also read in tiny chunks
 
 from netbed.trace import Connection, Trace, read_trace
 

@@ -69,26 +69,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from netbed.trace import format_table, read_trace
-    from netbed.trace.pcap import PcapError
+    from netbed.trace import command
 
-    if not args.pcap.exists():
-        raise NetbedError(f"no such file: {args.pcap}")
-    if args.pcap.is_dir():
-        raise NetbedError(f"{args.pcap} is a folder, not a pcap file")
-    try:
-        trace = read_trace(args.pcap)
-    except PcapError as exc:
-        raise NetbedError(str(exc)) from None
-    except OSError as exc:
-        raise NetbedError(f"cannot read {args.pcap}: {exc.strerror}") from None
-    for warning in trace.warnings:
-        print(f"netbed: warning: {warning}", file=sys.stderr)
-    if args.json:
-        sys.stdout.write(trace.to_json_text())  # json's indent= would take the slow pure-Python encoder
-    else:
-        print(format_table(trace))
-    return 0
+    return command.run(args.pcap, args.json)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

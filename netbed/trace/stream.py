@@ -21,7 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from .classify import ConnectionTable, TcpColumns, analyse, tuple_keys
+from .classify import analyse
+from .columns import ConnectionTable, TcpColumns, tuple_keys
 from .constants import CLOSED_QUIET_SECONDS, OPEN_QUIET_SECONDS
 from .pcap import DEFAULT_CHUNK_BYTES, CaptureStream
 
