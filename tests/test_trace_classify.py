@@ -1,4 +1,4 @@
-"""Connection classification by DESIGN.md's definitions, one hand-made capture per behaviour."""
+"""Connection classification by docs/design.md's definitions, one hand-made capture per behaviour."""
 
 from __future__ import annotations
 

@@ -60,10 +60,6 @@ class Arrow:
         return self.segments > 1
 
     @property
-    def receiver(self) -> str:
-        return "server" if self.sender == "client" else "client"
-
-    @property
     def marks(self) -> list[str]:
         out = []
         if self.reset:
@@ -132,9 +128,6 @@ class Ladder:
     rows: list[Row]
     summary: list[str] = field(default_factory=list)  # hop facts and classification, under the picture
     start: float = 0.0  # time zero of the diagram
-
-    def column(self, side: str) -> Column:
-        return self.client if side == "client" else self.server
 
     @property
     def arrows(self) -> list[Arrow]:

@@ -131,10 +131,14 @@ OPEN_QUIET_SECONDS = 300.0
 
 
 class Word(str, Enum):
-    """A string enum: compares equal to its text and prints as its text (JSON, f-strings)."""
+    """A string enum: compares equal to its text and prints as its text (JSON, f-strings, and repr,
+    which assertion details use: a verdict reads 'complete', not <Handshake.COMPLETE: 'complete'>)."""
 
     def __str__(self) -> str:
         return str(self.value)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
 
     def __hash__(self) -> int:  # hash like the text, so a set of words finds "four-way" too
         return str.__hash__(self)
