@@ -15,9 +15,11 @@ still open or recently closed -- not the capture.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -139,7 +141,7 @@ def stream_connections(path: str | os.PathLike[str], chunk_bytes: int = DEFAULT_
     stats = StreamStats()
     capture = CaptureStream(path, chunk_bytes)
     tracker = ConnectionTracker()
-    for frames in capture:
+    for frames in read_ahead(capture):
         t = TcpColumns.from_frames(frames, tracker.clock)
         stats.cut_frames += int(np.count_nonzero(frames.caplen < frames.wirelen))
         stats.frames = capture.frames
@@ -162,6 +164,43 @@ def stream_connections(path: str | os.PathLike[str], chunk_bytes: int = DEFAULT_
     stats.open_connections = 0
     if on_chunk is not None:
         on_chunk(stats)
+
+
+T = TypeVar("T")
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def read_ahead(items: Iterable[T]) -> Iterator[T]:
+    """The items of ``items``, produced one ahead in a thread.
+
+    Why: reading and decoding the next chunk and classifying this one are about equal work, and
+    NumPy lets go of the interpreter lock in its copies, gathers and sorts, so on a second core the
+    two overlap. One chunk ahead at most: memory grows by one chunk, not more.
+    """
+    ahead: queue.Queue[object] = queue.Queue(maxsize=1)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                ahead.put(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            ahead.put(_Failed(exc))
+        else:
+            ahead.put(done)
+
+    threading.Thread(target=produce, name="netbed-trace-reader", daemon=True).start()
+    while True:
+        item = ahead.get()
+        if item is done:
+            return
+        if isinstance(item, _Failed):
+            raise item.error
+        yield item  # type: ignore[misc]
 
 
 def cut_warning(count: int) -> str:
