@@ -30,6 +30,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delay", metavar="MS", help="delay on every host's link, each way (needs sch_netem)")
     parser.add_argument("--jitter", metavar="MS", help="delay variation (needs sch_netem and --delay)")
     parser.add_argument("--loss", metavar="PCT", help="packet loss on every host's link, each way (netem or iptables)")
+    add_cluster_arguments(parser)
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    from netbed.network.cluster import PLACEMENTS
+
+    parser.add_argument("--cluster", metavar="SERVERS",
+                        help="spread the nodes over these servers with Mininet Cluster Edition "
+                             "(comma-separated; `netbed cluster up N` prints a list of emulated ones)")
+    parser.add_argument("--placement", choices=PLACEMENTS, default="block",
+                        help="how --cluster places nodes (Cluster Edition's placers; block: SwitchBinPlacer)")
+
+
+def make_testbed(topo: Topology, args: argparse.Namespace, **kwargs) -> Testbed:
+    """The Testbed the arguments ask for: one machine, or Cluster Edition over --cluster's servers."""
+    if getattr(args, "cluster", None):
+        from netbed.cluster_lab import cluster_spec
+        from netbed.network.cluster import ClusterTestbed
+
+        return ClusterTestbed(topo, cluster=cluster_spec(args.cluster, args.placement), **kwargs)
+    return Testbed(topo, **kwargs)
 
 
 def topology_from_args(name: str, args: argparse.Namespace) -> Topology:
@@ -71,11 +92,14 @@ def run_topology(name: str, args: argparse.Namespace) -> int:
     require_emulation()
     shape = shaping.parse_shape(args.delay, args.jitter, args.loss)
     out = sys.stdout
-    with runstate.owned(sys.argv), Testbed(topo, switch=args.switch) as tb:
+    tb = make_testbed(topo, args, switch=args.switch)
+    with runstate.owned(sys.argv), tb:
         shaping.apply(tb, shape)
         n_sw = len(topo.switches)
         print(f"{name}: {len(topo.hosts)} hosts, {len(topo.routers)} routers, {n_sw} switches "
               f"built in {tb.timings.build:.2f} s", file=out)
+        if getattr(tb, "placement", None):
+            print(placement_text(tb), file=out)
         began = time.monotonic()
         passed, text = reachability(tb, args.test)
         test_time = time.monotonic() - began
@@ -85,6 +109,15 @@ def run_topology(name: str, args: argparse.Namespace) -> int:
     print(f"teardown in {tb.timings.stop:.2f} s; total {tb.timings.build + test_time + tb.timings.stop:.2f} s",
           file=out)
     return 0 if passed else 1
+
+
+def placement_text(tb) -> str:
+    """Which server holds which nodes, as `mn --cluster` prints it (`h1:server …`), grouped per server."""
+    per: dict[str, list[str]] = {}
+    for node, server in tb.placement.items():
+        per.setdefault(server, []).append(node)
+    return "\n".join(f"  {server}: {len(nodes)} nodes ({' '.join(nodes[:8])}{' …' if len(nodes) > 8 else ''})"
+                     for server, nodes in per.items()) + f"\n  tunnel MTU {tb.mtu}"
 
 
 def script_main(name: str, argv: list[str] | None = None) -> int:

@@ -37,6 +37,8 @@ declare -A wanted=(
   [ping]=iputils-ping [bpftrace]=bpftrace [tshark]=tshark [curl]=curl [ss]=iproute2
   [ifconfig]=net-tools [ethtool]=ethtool [pgrep]=procps [make]=make
   [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby [shellcheck]=shellcheck [zsh]=zsh
+  # Mininet Cluster Edition (--cluster): ssh to every server, sudo there; sshd for `netbed cluster up`
+  [ssh]=openssh-client [sshd]=openssh-server [sudo]=sudo
 )
 missing=()
 if [ "${NETBED_WITH_BROWSER:-1}" != 0 ]; then
@@ -45,7 +47,7 @@ if [ "${NETBED_WITH_BROWSER:-1}" != 0 ]; then
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 fi
 for cmd in "${!wanted[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+  PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
 done
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ "${NETBED_WITH_OVS:-0}" = 1 ] && ! command -v ovs-vsctl >/dev/null; then

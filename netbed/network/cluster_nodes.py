@@ -1,0 +1,170 @@
+"""Cluster Edition's node and link classes, as netbed builds a network over several servers.
+
+Each class is Cluster Edition's `RemoteMixin` over netbed's Mininet node (nodes.py), made through
+their constructors; only two things are netbed's: every remote command carries the run's mark
+(so teardown and `netbed clean` find exactly this run's processes on each server), and ssh uses
+the run's shared connection and the cluster's key. The link is Cluster Edition's `RemoteLink` with
+a VXLAN tunnel between servers (modelled on `RemoteGRELink`) and netbed's indexed veth within one.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mininet.examples.cluster import MininetCluster, RemoteLink, RemoteMixin
+from mininet.topo import Topo
+
+from netbed.network.mnnet import Network
+from netbed.network.nodes import Host, LinuxBridge, Router, VethLink
+
+if TYPE_CHECKING:
+    from netbed.network.cluster import ClusterTestbed
+
+
+class MarkedRemote(RemoteMixin):
+    """RemoteMixin whose remote commands carry the run's mark and count themselves.
+
+    `mark`, `counter` and `sshbase` are set per run on a subclass made by `node_classes`.
+    """
+
+    mark = ""
+    counter: list[int] = [0]
+
+    def _popen(self, cmd, sudo=True, tt=True, **params):
+        if isinstance(cmd, str):
+            cmd = cmd.split()
+        if self.isRemote:
+            self.counter[0] += 1
+            cmd = ["env", self.mark] + list(cmd)
+        return super()._popen(cmd, sudo=sudo, tt=tt, **params)
+
+
+class ClusterNetwork(MininetCluster, Network):
+    """MininetCluster (placement, remote nodes) with netbed's bounded iperf.
+
+    Teardown stops every node's shell and nothing else: each node's namespace on its server (with its
+    veths and tunnel ends) goes with its shell, and the testbed then kills whatever else the run
+    marked on each server. Deleting every link first would cost two remote commands per link.
+    """
+
+    def stop(self) -> None:
+        if self.terms:
+            self.stopXterms()
+        for node in self.hosts + self.switches:
+            node.terminate()
+
+
+class ClusterLink(VethLink, RemoteLink):
+    """A veth pair within a server (netbed's indexes and MACs), a VXLAN tunnel between two servers.
+
+    Per-run class attributes: `vnis` (the run's VniRange), `mtu` (what fits the tunnel), `tag`
+    (part of the run id, in the temporary name a tunnel has in the server's root namespace).
+    """
+
+    vnis = None
+    mtu = 1500
+    tag = ""
+    local_ip: dict[str, str] = {}
+
+    def makeIntfPair(self, intfname1, intfname2, addr1=None, addr2=None,  # noqa: N802 (Mininet's name)
+                     node1=None, node2=None, deleteIntfs=True):
+        node1 = node1 or self.node1
+        node2 = node2 or self.node2
+        if node1.server == node2.server:
+            VethLink.makeIntfPair(self, intfname1, intfname2, addr1, addr2, node1, node2)
+        else:
+            self.makeTunnel(node1, node2, intfname1, intfname2, addr1, addr2)
+            self.tunnel = None  # Link.stop deletes the interfaces; there is no tunnel process
+        if self.mtu < 1500:
+            node1.cmd(f"ip link set dev {intfname1} mtu {self.mtu}")
+            node2.cmd(f"ip link set dev {intfname2} mtu {self.mtu}")
+
+    def makeTunnel(self, node1, node2, intfname1, intfname2,  # noqa: N802 (Mininet's name)
+                   addr1=None, addr2=None):
+        """Like RemoteGRELink.makeTunnel, with VXLAN: made in the server's root namespace under a
+        name of this run's, moved into the node's namespace, renamed there."""
+        vni = self.vnis.take()
+        temp = f"x{self.tag}{vni:05x}"[:15]
+        ends = ((node1, intfname1, addr1, node2), (node2, intfname2, addr2, node1))
+        for node, intfname, addr, peer in ends:
+            local, remote = self.local_ip[node.server], self.local_ip[peer.server]
+            mac = f" address {addr}" if addr else ""
+            argv = (f"ip link add name {temp}{mac} type vxlan id {vni} local {local} remote {remote} "
+                    "dstport 4789")  # VXLAN_PORT in cluster.py
+            result = node.rcmd(argv)
+            if result.strip():
+                raise RuntimeError(f"cannot create VXLAN {temp} on {node.server}: {result.strip()}")
+            result = node.rcmd(f"ip link set {temp} mtu {min(self.mtu, 1500)} netns {node.pid}")
+            if result.strip():
+                raise RuntimeError(f"cannot move {temp} into {node} on {node.server}: {result.strip()}")
+            node.cmd(f"ip link set {temp} name {intfname} up")
+
+
+def node_classes(tb: ClusterTestbed) -> dict[str, type]:
+    """The run's node classes: its mark, its ssh options (key, known hosts, shared connection)."""
+    conns = tb.connections
+    attrs = {"mark": f"NETBED_RUN={tb.run_id}", "counter": [0],
+             "sshbase": ["ssh", "-q", *conns.base[1:], "-tt"]}
+    marked = type("MarkedRemote", (MarkedRemote,), attrs)
+    return {"host": type("RemoteHost", (marked, Host), {}),
+            "router": type("RemoteRouter", (marked, Router), {}),
+            "switch": type("RemoteLinuxBridge", (marked, LinuxBridge), {}),
+            "counter": marked.counter}
+
+
+def build_cluster_network(tb: ClusterTestbed) -> ClusterNetwork:
+    """The spec as a Mininet Topo, placed and built by MininetCluster; then the plan's addresses/routes."""
+    from netbed.network.fast import add_links  # noqa: F401 (same link order as the other builds)
+
+    spec, plan, topo = tb.cluster, tb.plan, tb.topology
+    classes = node_classes(tb)
+    link = type("ClusterLink", (ClusterLink,), {"vnis": tb.vnis, "mtu": tb.mtu, "tag": tb.run_id[:8],
+                                                "local_ip": _server_ips(tb)})
+    mn_topo = Topo()
+    common = {"user": spec.user, "controlPath": tb.connections.path()}
+    for node in topo.nodes:
+        mn_topo.addHost(node.name, cls=classes["router" if node.kind == "router" else "host"], ip=None,
+                        sysctls=plan.nodes[node.name].sysctls, **common)
+    for seg in topo.switches:
+        mn_topo.addSwitch(seg.name, cls=classes["switch"], sysctls=plan.nodes[seg.name].sysctls, **common)
+    v4 = {(n.name, i.name): str(i.address) for n in topo.nodes for i in n.interfaces}
+    for lp in plan.links:
+        if lp.trunk:
+            continue
+        a, b = lp.end1, lp.end2
+        params2 = {} if lp.bridge2 else {"ip": v4[(b.node, b.name)]}
+        mn_topo.addLink(a.node, b.node, port1=a.number, port2=b.number, intfName1=a.name, intfName2=b.name,
+                        addr1=a.mac, addr2=b.mac, cls=link, index1=a.index, index2=b.index,
+                        params1={"ip": v4[(a.node, a.name)]}, params2=params2)
+    from netbed.network.cluster import placer_class
+
+    net = ClusterNetwork(topo=mn_topo, servers=list(spec.servers), user=spec.user,
+                         placement=placer_class(spec.placement), precheck=False, link=link,
+                         controller=None, build=False, autoSetMacs=False, autoStaticArp=False,
+                         waitConnected=False)
+    tb.net = net
+    net.build()
+    net.start()
+    for name, node_plan in plan.nodes.items():
+        for intf, address in node_plan.addresses:
+            if address.version == 6:
+                tb.run(name, ["ip", "-6", "addr", "add", str(address), "dev", intf, "nodad"])
+        for destination, gateway in node_plan.routes:
+            family = ["-6"] if ":" in gateway else []
+            tb.run(name, ["ip", *family, "route", "add", str(destination or "default"), "via", gateway])
+    tb.ssh_counter = classes["counter"]
+    return net
+
+
+def _server_ips(tb: ClusterTestbed) -> dict[str, str]:
+    """Each server's own address towards the others (the tunnel's local end), as the server says."""
+    servers = tb.cluster.servers
+    ips = {}
+    for server in servers:
+        others = [s for s in servers if s != server]
+        if not others:
+            ips[server] = server
+            continue
+        out = tb.connections.run(server, f"ip -o route get $(getent ahostsv4 {others[0]} | head -n1 | cut -d' ' -f1)")
+        words = out.stdout.split()
+        ips[server] = words[words.index("src") + 1] if "src" in words else server
+    return ips
