@@ -26,6 +26,7 @@ from netbed.capture.states import SocketSampler, StateTracer
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
+from netbed.network.cluster import ClusterSpec, ClusterTestbed
 from netbed.preflight import require_emulation
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
@@ -33,7 +34,8 @@ from netbed.verdict import RunResult, broken_run, check_dir, save
 
 
 def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, switch: str = "bridge",
-               starting: Callable[[int, str, str], None] | None = None) -> Iterator[RunResult]:
+               starting: Callable[[int, str, str], None] | None = None,
+               cluster: ClusterSpec | None = None) -> Iterator[RunResult]:
     """Run each (experiment, topology) pair in turn, yielding each verdict as soon as it is known.
 
     `out` is the run folder of a single run, or the parent of the series' folders (default runs/).
@@ -48,7 +50,7 @@ def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, 
                 run_out = new_run_dir(out or Path("runs"), exp.name, topo)
             if starting is not None:
                 starting(n, exp.name, topo)
-            yield run_experiment(exp, topo, run_out, switch=switch)
+            yield run_experiment(exp, topo, run_out, switch=switch, cluster=cluster)
 
 
 @contextmanager
@@ -75,7 +77,8 @@ def new_run_dir(base: Path, experiment: str, topology: str) -> Path:
     raise NetbedError(f"cannot make a run folder under {base}")
 
 
-def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bridge") -> RunResult:
+def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bridge",
+                   cluster: ClusterSpec | None = None) -> RunResult:
     """Run `exp` live on `topology`, save its evidence in `out`, and return the checked result."""
     if topology not in exp.topologies:
         raise NetbedError(f"experiment {exp.name} runs on {', '.join(exp.topologies)}, not {topology}")
@@ -85,7 +88,7 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
     began = time.monotonic()
     try:
         with runstate.owned(sys.argv):
-            tb = _run_live(exp, topo, out, switch)
+            tb = _run_live(exp, topo, out, switch, cluster)
     except NetbedError as exc:  # the run itself broke down (a program hung, a state never came): a FAIL
         result = broken_run(exp.name, topology, out, str(exc))
         result.duration = round(time.monotonic() - began, 3)
@@ -98,16 +101,17 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
     return result
 
 
-def _run_live(exp: Experiment, topo: Topology, out: Path, switch: str) -> Testbed:
+def _run_live(exp: Experiment, topo: Topology, out: Path, switch: str, cluster: ClusterSpec | None = None) -> Testbed:
     """network → programs → capture (and kernel states): everything that needs the kernel."""
-    with lab_session(topo, out, experiment=exp.name, switch=switch, ipv6=getattr(exp.module, "IPV6", False)) as lab:
+    with lab_session(topo, out, experiment=exp.name, switch=switch, ipv6=getattr(exp.module, "IPV6", False),
+                     cluster=cluster) as lab:
         exp.run(lab)
     return lab.tb
 
 
 @contextmanager
 def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch: str = "bridge",
-                ipv6: bool = False) -> Iterator[Lab]:
+                ipv6: bool = False, cluster: ClusterSpec | None = None) -> Iterator[Lab]:
     """A live lab on `topo`: kernel state tracing, the testbed, captures on the client-server path.
 
     Inside the block, start programs with the Lab; on leaving it, servers that serve until told
@@ -115,11 +119,15 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
     (load it with `Evidence.load(out)`). The first host is the client, the last the server.
     """
     out.mkdir(parents=True, exist_ok=True)
+    if cluster is not None:
+        out = out.resolve()  # the servers' programs and tcpdumps write there: not relative to their cwd
     shared = _SHARED_TRACER
     # bpftrace attaches while the network is built (NETBED_STATES=ss: the sampling fallback instead)
     tracer = shared or StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
     try:
-        with Testbed(topo, switch=switch, ipv6=ipv6) as tb:
+        testbed = (Testbed(topo, switch=switch, ipv6=ipv6) if cluster is None else
+                   ClusterTestbed(topo, switch=switch, ipv6=ipv6, cluster=cluster))
+        with testbed as tb:
             client, server = topo.hosts[0].name, topo.hosts[-1].name
             lab = Lab(tb, out, client, server)
             facts = lab.facts
@@ -128,6 +136,8 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
             port_range = facts["tcp_sysctls"]["net.ipv4.ip_local_port_range"]
             facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
             facts["netns"] = {str(tb.netns_inode(n.name)): n.name for n in topo.nodes}
+            if cluster is not None:
+                facts["cluster"] = cluster_facts(tb)
             if shared is None and not tracer.wait_ready():
                 tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
             mark = shared.mark() if shared is not None else 0
@@ -193,6 +203,8 @@ def write_result(directory: Path, result: RunResult) -> None:
         "states_source": (evidence.facts.get("states") or {}).get("source"),
         "topology": evidence.topology,
     }
+    if "cluster" in evidence.facts:  # which server ran which node
+        manifest["cluster"] = evidence.facts["cluster"]
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
@@ -229,6 +241,24 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None
+
+
+def cluster_of(args) -> ClusterSpec | None:
+    """The cluster `--cluster SERVERS --placement P` asks for, or None for one machine."""
+    if not getattr(args, "cluster", None):
+        return None
+    from netbed.cluster_lab import cluster_spec
+
+    return cluster_spec(args.cluster, args.placement)
+
+
+def cluster_facts(tb: ClusterTestbed) -> dict:
+    """Where the run went: each node's server (as each server names itself), the placer, the MTU."""
+    hostnames = {s: tb.connections.run(s, "hostname").stdout.strip() for s in tb.cluster.servers}
+    return {"servers": tb.cluster.servers, "placement": tb.cluster.placement, "tunnel_mtu": tb.mtu,
+            "nodes": dict(sorted(tb.placement.items())), "server_hostnames": hostnames,
+            "uts_hostname": {n: tb.run(n, ["hostname"]).stdout.strip() for n in (tb.topology.hosts[0].name,
+                                                                               tb.topology.hosts[-1].name)}}
 
 
 def plan(name: str | None, topology: str | None, all_: bool) -> list[tuple[Experiment, str]]:

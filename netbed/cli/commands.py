@@ -45,6 +45,24 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from netbed import cluster_lab
+
+    if args.action == "up":
+        print(cluster_lab.server_list(cluster_lab.up(args.count)))
+    elif args.action == "down":
+        removed = cluster_lab.down()
+        print(f"stopped {', '.join(removed)}" if removed else "no emulated cluster was up")
+    else:
+        found = cluster_lab.status()
+        for server, alive in found:
+            print(f"{server.name} {server.address} {'up' if alive else 'DEAD'}")
+        if not found:
+            print("no emulated cluster is up (netbed cluster up N)")
+        return 0 if all(alive for _, alive in found) else 1
+    return 0
+
+
 def cmd_topo(args: argparse.Namespace) -> int:
     topologies.module(args.name)
     return topo_cli.run_topology(args.name, args)
@@ -85,7 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     results: list[RunResult] = []
     try:
         with progress_for(quiet=args.json, total=len(pairs), stream=sys.stderr) as progress:
-            for result in runner.run_series(pairs, args.out, switch=args.switch, starting=progress.start):
+            for result in runner.run_series(pairs, args.out, switch=args.switch, starting=progress.start,
+                                            cluster=runner.cluster_of(args)):
                 progress.done(result)
                 results.append(result)
     finally:  # an interrupted --all still leaves a page of the runs that finished, marked incomplete
@@ -185,4 +204,5 @@ def write_report(results: list[RunResult], path: Path, planned: int | None = Non
 
 
 COMMANDS = {"clean": cmd_clean, "topo": cmd_topo, "list": cmd_list, "trace": cmd_trace, "run": cmd_run,
-            "check": cmd_check, "show": cmd_show, "report": cmd_report, "completion": cmd_completion}
+            "check": cmd_check, "show": cmd_show, "report": cmd_report, "completion": cmd_completion,
+            "cluster": cmd_cluster}

@@ -74,6 +74,13 @@ examples:
   sudo netbed clean      stop what runs killed with SIGKILL left (their processes; their namespaces go too)
                          a live run, another user's Mininet and anything netbed did not start are untouched
 """,
+    "cluster": """\
+examples:
+  sudo netbed cluster up 3          3 emulated servers; prints 10.251.0.2,10.251.0.3,10.251.0.4
+  sudo netbed topo lan --hosts 8 --cluster 10.251.0.2,10.251.0.3 --test pingall
+  sudo netbed cluster status
+  sudo netbed cluster down          nothing of them is left
+""",
     "completion": """\
 examples:
   source <(netbed completion bash)                          this shell only
@@ -126,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON (and nothing else)")
     p.add_argument("--html", type=Path, metavar="FILE",
                    help="also write one self-contained HTML page: verdicts, claims, ladders, states, pcap links")
+    topo_cli.add_cluster_arguments(p)
 
     p = command("list", "the experiments, their topologies and lecture claims")
     p.add_argument("--json", action="store_true")
@@ -149,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the verdicts as `netbed run --all --json` does")
 
     command("clean", "remove what dead runs left behind (and only that)")
+
+    p = command("cluster", "emulated servers on this machine, for --cluster (each its own namespaces and sshd)")
+    p.add_argument("action", choices=("up", "down", "status"))
+    p.add_argument("count", nargs="?", type=int, default=2, help="servers to start (up; default 2)")
 
     p = command("completion", "print a shell completion script")
     p.add_argument("shell", choices=SHELLS)

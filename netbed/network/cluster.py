@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import time
 import uuid
@@ -274,6 +275,34 @@ class ClusterTestbed(Testbed):
                 failed.append(server)
         return failed
 
+    # -- processes on servers ---------------------------------------------------------------------
+    def popen(self, node: str, argv: list[str], **kwargs) -> subprocess.Popen:
+        """Start argv in `node` on its server; its signals are sent there (ssh forwards none).
+
+        The remote shell prints the process's pid (in the server's PID namespace) before exec'ing
+        argv; `send_signal`, `terminate` and `kill` then run `kill` on that server.
+        """
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        if kwargs["stdout"] != subprocess.PIPE:
+            return super().popen(node, argv, **kwargs)
+        proc = super().popen(node, ["sh", "-c", 'echo "$$"; exec "$@"', "sh", *argv], **kwargs)
+        first = _read_line(proc.stdout.fileno())  # byte by byte: nothing of argv's output is buffered here
+        if not first.strip().isdigit():
+            return proc  # the remote side failed to start: the caller sees the exit status
+        server, pid = self.placement[node], int(first)
+        local_pid = proc.pid
+
+        def send_signal(sig: int) -> None:
+            if proc.poll() is None and self.connections is not None:
+                self.connections.run(server, f"sudo -n kill -{int(sig)} {pid}")
+            elif proc.poll() is None:
+                os.kill(local_pid, sig)
+
+        proc.send_signal = send_signal
+        proc.terminate = lambda: send_signal(signal.SIGTERM)
+        proc.kill = lambda: send_signal(signal.SIGKILL)
+        return proc
+
     # -- what the single-machine Testbed does through namespace descriptors, here over ssh --------
     def netns_inode(self, name: str) -> int:
         return int(self.run(name, ["stat", "-L", "-c", "%i", "/proc/self/ns/net"]).stdout)
@@ -291,6 +320,16 @@ class ClusterTestbed(Testbed):
 
     def server_of(self, node: str) -> str:
         return self.placement[node]
+
+
+def _read_line(fd: int) -> str:
+    data = b""
+    while not data.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        data += byte
+    return data.decode(errors="replace")
 
 
 def reclaim_remote(run_id: str) -> list[str]:

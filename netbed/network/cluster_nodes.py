@@ -8,6 +8,8 @@ a VXLAN tunnel between servers (modelled on `RemoteGRELink`) and netbed's indexe
 """
 from __future__ import annotations
 
+import os
+import shlex
 from typing import TYPE_CHECKING
 
 from mininet.examples.cluster import MininetCluster, RemoteLink, RemoteMixin
@@ -32,9 +34,16 @@ class MarkedRemote(RemoteMixin):
     def _popen(self, cmd, sudo=True, tt=True, **params):
         if isinstance(cmd, str):
             cmd = cmd.split()
+        if self.sshcmd[:3] == ["sudo", "-E", "-u"] and self.user == "root" and os.geteuid() == 0:
+            # root already: no local sudo between us and ssh (a SIGKILL to sudo would leave ssh,
+            # and the pipes it holds, behind)
+            self.sshcmd = self.sshcmd[4:]
         if self.isRemote:
+            # ssh joins its arguments with spaces for the remote shell: quote each argument of a
+            # program (popen: python3 -c SCRIPT, a curl header), so it arrives whole. The node's
+            # shell and rcmd (tt) are Cluster Edition's own command lines, passed as they are.
             self.counter[0] += 1
-            cmd = ["env", self.mark] + list(cmd)
+            cmd = ["env", self.mark] + (list(cmd) if tt else [shlex.quote(str(a)) for a in cmd])
         return super()._popen(cmd, sudo=sudo, tt=tt, **params)
 
 
