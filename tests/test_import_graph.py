@@ -23,7 +23,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("trace", ("netbed.trace",)),
     ("expect", ("netbed.expect", "netbed.experiment", "netbed.verdict")),
     ("report", ("netbed.report",)),
-    ("commands", ("netbed.runner", "netbed.cli", "netbed.topo_cli", "netbed.pytest_plugin")),
+    ("commands", ("netbed.runner", "netbed.cli", "netbed.topo_cli", "netbed.pytest_plugin",
+                  "netbed.cluster_lab")),
 ]
 
 

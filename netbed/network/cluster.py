@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netbed.errors import NetbedError
-from netbed.network.testbed import Testbed
+from netbed.network.cluster_nodes import build_cluster_network
+from netbed.network.testbed import Testbed, _terminate
 
 VXLAN_PORT = 4789  # IANA's VXLAN port: open it (UDP) between real servers
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
@@ -64,14 +65,6 @@ class ClusterSpec:
             raise NetbedError("--cluster: a server is named twice")
         if self.placement not in PLACEMENTS:
             raise NetbedError(f"--placement {self.placement!r}: choose one of {', '.join(PLACEMENTS)}")
-
-
-def placer_class(placement: str):
-    """Cluster Edition's placers, under the names `mn --placement` uses (block is its SwitchBinPlacer)."""
-    from mininet.examples import cluster as mc
-
-    return {"block": mc.SwitchBinPlacer, "switchbin": mc.SwitchBinPlacer, "random": mc.RandomPlacer,
-            "hostswitchbin": mc.HostSwitchBinPlacer, "roundrobin": mc.RoundRobinPlacer}[placement]
 
 
 class Connections:
@@ -236,16 +229,17 @@ class ClusterTestbed(Testbed):
         return min(ETHERNET_MTU, lowest - VXLAN_OVERHEAD)
 
     def _build(self) -> None:
-        from netbed.network.cluster_nodes import build_cluster_network
-
-        self.net = build_cluster_network(self)
+        try:
+            self.net = build_cluster_network(self)
+        except (NetbedError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a server refused a step (Mininet raises plain Exceptions)
+            raise NetbedError(f"--cluster: the build failed: {exc}") from exc
         self.placement = {n.name: n.server for n in self.net.hosts + self.net.switches}
 
     def stop(self) -> None:
         began = time.monotonic()
         for proc in self._procs:
-            from netbed.network.testbed import _terminate
-
             _terminate(proc)
         self._procs.clear()
         if self.net is not None:
@@ -289,7 +283,7 @@ class ClusterTestbed(Testbed):
         first = _read_line(proc.stdout.fileno())  # byte by byte: nothing of argv's output is buffered here
         if not first.strip().isdigit():
             return proc  # the remote side failed to start: the caller sees the exit status
-        server, pid = self.placement[node], int(first)
+        server, pid = self[node].server, int(first)
         local_pid = proc.pid
 
         def send_signal(sig: int) -> None:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import TYPE_CHECKING
 
+from mininet.examples import cluster as mc
 from mininet.examples.cluster import MininetCluster, RemoteLink, RemoteMixin
 from mininet.topo import Topo
 
 from netbed.network.mnnet import Network
 from netbed.network.nodes import Host, LinuxBridge, Router, VethLink
+from netbed.network.testbed import Testbed
 
-if TYPE_CHECKING:
-    from netbed.network.cluster import ClusterTestbed
+# `mn --placement` names (block is its SwitchBinPlacer), and two more of Cluster Edition's placers
+PLACERS = {"block": mc.SwitchBinPlacer, "switchbin": mc.SwitchBinPlacer, "random": mc.RandomPlacer,
+           "hostswitchbin": mc.HostSwitchBinPlacer, "roundrobin": mc.RoundRobinPlacer}
 
 
 class MarkedRemote(RemoteMixin):
@@ -108,7 +110,7 @@ class ClusterLink(VethLink, RemoteLink):
             node.cmd(f"ip link set {temp} name {intfname} up")
 
 
-def node_classes(tb: ClusterTestbed) -> dict[str, type]:
+def node_classes(tb: Testbed) -> dict[str, type]:
     """The run's node classes: its mark, its ssh options (key, known hosts, shared connection)."""
     conns = tb.connections
     attrs = {"mark": f"NETBED_RUN={tb.run_id}", "counter": [0],
@@ -120,10 +122,8 @@ def node_classes(tb: ClusterTestbed) -> dict[str, type]:
             "counter": marked.counter}
 
 
-def build_cluster_network(tb: ClusterTestbed) -> ClusterNetwork:
+def build_cluster_network(tb: Testbed) -> ClusterNetwork:
     """The spec as a Mininet Topo, placed and built by MininetCluster; then the plan's addresses/routes."""
-    from netbed.network.fast import add_links  # noqa: F401 (same link order as the other builds)
-
     spec, plan, topo = tb.cluster, tb.plan, tb.topology
     classes = node_classes(tb)
     link = type("ClusterLink", (ClusterLink,), {"vnis": tb.vnis, "mtu": tb.mtu, "tag": tb.run_id[:8],
@@ -144,10 +144,8 @@ def build_cluster_network(tb: ClusterTestbed) -> ClusterNetwork:
         mn_topo.addLink(a.node, b.node, port1=a.number, port2=b.number, intfName1=a.name, intfName2=b.name,
                         addr1=a.mac, addr2=b.mac, cls=link, index1=a.index, index2=b.index,
                         params1={"ip": v4[(a.node, a.name)]}, params2=params2)
-    from netbed.network.cluster import placer_class
-
     net = ClusterNetwork(topo=mn_topo, servers=list(spec.servers), user=spec.user,
-                         placement=placer_class(spec.placement), precheck=False, link=link,
+                         placement=PLACERS[spec.placement], precheck=False, link=link,
                          controller=None, build=False, autoSetMacs=False, autoStaticArp=False,
                          waitConnected=False)
     tb.net = net
@@ -164,7 +162,7 @@ def build_cluster_network(tb: ClusterTestbed) -> ClusterNetwork:
     return net
 
 
-def _server_ips(tb: ClusterTestbed) -> dict[str, str]:
+def _server_ips(tb: Testbed) -> dict[str, str]:
     """Each server's own address towards the others (the tunnel's local end), as the server says."""
     servers = tb.cluster.servers
     ips = {}
