@@ -288,11 +288,13 @@ class ClusterTestbed(Testbed):
 
         def send_signal(sig: int) -> None:
             if proc.poll() is None and self.connections is not None:
-                self.connections.run(server, f"sudo -n kill -{int(sig)} {pid}")
+                # mnexec -d made it a process group leader: signal its whole group, as killpg does locally
+                self.connections.run(server, f"sudo -n kill -{int(sig)} -- -{pid}")
             elif proc.poll() is None:
                 os.kill(local_pid, sig)
 
         proc.send_signal = send_signal
+        proc.netbed_remote = True  # a local killpg would only stop ssh: callers signal through send_signal
         proc.terminate = lambda: send_signal(signal.SIGTERM)
         proc.kill = lambda: send_signal(signal.SIGKILL)
         return proc

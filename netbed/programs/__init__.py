@@ -33,10 +33,13 @@ class Program:
             import os
             import signal
 
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            if getattr(self.proc, "netbed_remote", False):  # on a cluster server (--cluster)
+                self.proc.send_signal(signal.SIGTERM)
+            else:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
         return self.report(timeout=10)
 
     def report(self, timeout: float = 30.0) -> dict:
