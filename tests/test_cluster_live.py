@@ -3,13 +3,15 @@ with its own sshd, reached over ssh like a real machine. Everything goes through
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import netbed
+from conftest import NETBED, REPO, netbed
 
-pytestmark = [pytest.mark.netbed, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.netbed
 
 KEY = "/run/netbed-cluster/id_ed25519"
 KNOWN = "/run/netbed-cluster/known_hosts"
@@ -121,3 +123,25 @@ def test_wrong_key_is_one_line(cluster, tmp_path):
                                     "-o", f"UserKnownHostsFile={KNOWN}"])
     with pytest.raises(NetbedError, match="Permission denied"):
         ClusterTestbed(build("lan"), cluster=spec).start()
+
+
+def test_sigkilled_run_is_reclaimed_on_every_server_by_netbed_clean(cluster):
+    before = server_state(cluster)
+    proc = subprocess.Popen([*NETBED, "topo", "lan", "--hosts", "4", "--cluster", cluster, "--placement",
+                             "roundrobin", "--test", "none", "--cli"], cwd=REPO, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        while "built in" not in (line := proc.stdout.readline()):
+            assert line, "netbed exited before the network was built"
+        during = server_state(cluster)
+        assert during != before  # the run's shells are on the servers
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    clean = netbed("clean")
+    assert clean.returncode == 0, clean.stderr
+    assert "reclaimed cluster run" in clean.stdout, clean.stdout
+    assert server_state(cluster) == before

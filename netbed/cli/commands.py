@@ -33,10 +33,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     from netbed import runstate
+    from netbed.network import cluster
     from netbed.preflight import require_root
 
     require_root("netbed clean")
     done = runstate.reclaim()
+    for run_id, servers in cluster.reclaim_dead_remote():
+        print(f"reclaimed cluster run {run_id} on {', '.join(servers)}: its marked processes and tunnels")
     if not done:
         print("nothing to clean: no dead netbed run left anything behind")
     for record, killed in done:

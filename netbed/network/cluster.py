@@ -350,3 +350,20 @@ def reclaim_remote(run_id: str) -> list[str]:
             block.unlink(missing_ok=True)
     path.unlink()
     return spec.servers
+
+
+def reclaim_dead_remote() -> list[tuple[str, list[str]]]:
+    """`netbed clean`: for every cluster run whose owner is gone, reclaim what it left on its servers."""
+    from netbed import runstate
+
+    done = []
+    for path in sorted(STATE_DIR.glob("*.cluster")) if STATE_DIR.is_dir() else []:
+        run_id = path.stem
+        record = STATE_DIR / f"{run_id}.json"
+        try:
+            if record.exists() and runstate.load(record).alive():
+                continue
+        except (OSError, ValueError, KeyError):
+            pass
+        done.append((run_id, reclaim_remote(run_id)))
+    return done
