@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     topo_cli.add_arguments(p)
 
     p = command("run", "run experiments, check them, write run folders")
-    p.add_argument("name", nargs="?", help="experiment name (see netbed list)")
+    p.add_argument("name", nargs="?", help="experiment name (see netbed list), or a claim file (.toml) or a "
+                   "folder of them (docs/grading.md)")
     p.add_argument("--all", action="store_true", help="every experiment on every topology it supports")
     p.add_argument("--topo", help="topology (default: the experiment's first)")
     p.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
@@ -108,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON (and nothing else)")
     p.add_argument("--html", type=Path, metavar="FILE",
                    help="also write one self-contained HTML page: verdicts, claims, ladders, states, pcap links")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="claim files: also write JUnit XML (one test case each)")
 
     p = command("list", "the experiments, their topologies and lecture claims")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--claims", metavar="EXP", help="print a claim-file skeleton of experiment EXP")
 
     p = command("trace", "connections in a pcap, classified (handshake, close kind, bytes)")
     p.add_argument("pcap", type=Path)
@@ -163,6 +166,11 @@ def cmd_topo(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from netbed.experiment import catalog
 
+    if args.claims is not None:
+        from netbed.claims.skeleton import skeleton
+
+        print(skeleton(args.claims), end="")
+        return 0
     exps = catalog()
     if args.json:
         print(json.dumps({"experiments": [e.to_json() for e in exps]}, ensure_ascii=False, indent=2))
@@ -204,6 +212,12 @@ def _read(reader, path: Path):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netbed import runner
+    from netbed.claims import grade
+
+    if grade.is_claim_target(args.name):
+        return grade.cmd_run_claims(args)
+    if args.junit is not None:
+        raise NetbedError("--junit is for claim files: netbed run FILE.toml|DIR --junit FILE")
 
     pairs = runner.plan(args.name, args.topo, args.all)
     if args.html is not None:

@@ -9,7 +9,8 @@ Like a packetdrill script, an expected exchange is written segment by segment::
     ])
 
 A name (x, y, f, …) is bound to the value it first meets; `x+1` must then equal that value plus
-one (modulo 2^32, as TCP sequence numbers are). A failure prints expected and observed segments
+one (modulo 2^32, as TCP sequence numbers are). Met first in `ack=g+1`, g is bound so that the term
+holds (to the ack minus one). A failure prints expected and observed segments
 side by side.
 """
 from __future__ import annotations
@@ -85,6 +86,30 @@ class Expect:
         return self.that(name, ok, detail)
 
 
+def check_ladder_lines(pattern: list[str]) -> None:
+    """Raise ValueError naming the first line that is not in the ladder language — before any run.
+
+    A claim file's ladder is read long before there are segments to match it against; a typo must
+    be refused then, not found after a minute of emulation.
+    """
+    bound: set[str] = set()
+    for line in pattern:
+        words = line.split()
+        if len(words) < 3 or words[1] != ">" or words[0] not in ("client", "server"):
+            raise ValueError(f"bad ladder line {line!r}: write 'client > S. seq=x ack=y+1'")
+        if not set(words[2]) <= set("FSRPUEW.") or not words[2]:
+            raise ValueError(f"bad flags {words[2]!r} in ladder line {line!r}: tcpdump's letters (S, S., ., F., R.)")
+        for term in words[3:]:
+            m = _TERM.match(term)
+            if not m:
+                raise ValueError(f"bad term {term!r} in ladder line {line!r}: seq=…, ack=…, len=…")
+            _field, op, ref, _sign, _offset = m.groups()
+            if not ref.isdigit() and ref not in bound:
+                if op != "=":
+                    raise ValueError(f"{ref} is used before it is bound in {line!r}")
+                bound.add(ref)
+
+
 def describe(conn, seg) -> str:
     """One observed segment in the pattern's own notation (absolute numbers)."""
     return f"{conn.side(seg)} > {flag_text(seg.flags):<3}seq={seg.seq} ack={seg.ack} len={seg.payload_len}"
@@ -110,9 +135,11 @@ def _matches(line: str, conn, seg, bindings: dict[str, int]) -> bool:
         if ref.isdigit():
             expected = int(ref)
         elif ref not in bindings:
-            if sign or op != "=":
+            if op != "=":
                 raise ValueError(f"{ref} is used before it is bound in {line!r}")
-            bindings[ref] = value
+            # first met with an offset (`ack=g+1`): bound so that the term holds, as if `seq=g` came first
+            shift = 0 if not sign else (-int(offset) if sign == "+" else int(offset))
+            bindings[ref] = (value + shift) % 2**32 if field_name != "len" else value + shift
             continue
         else:
             expected = bindings[ref]

@@ -1,0 +1,268 @@
+"""Run claim files — one, or every one under a folder (one folder per student) — and grade them.
+
+Each claim file is read and refused up front (all of them, before any build or network), then in
+turn: its build runs in its folder as the folder's owner, the network is built, the programs run,
+the run folder is checked by the very `check_dir` that `netbed check` uses offline. The outcome is a
+verdict table (one row per claim file, with the first failed assertion as the reason) and, with
+`--junit`, a JUnit XML file for CI and grade books.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from netbed import runner, runstate, topologies
+from netbed.claims import file as claimfile
+from netbed.claims.experiment import ClaimExperiment
+from netbed.claims.file import Claim
+from netbed.claims.programs import Owner
+from netbed.errors import NetbedError
+from netbed.experiment import Evidence
+from netbed.preflight import require_emulation
+
+BUILD_TIMEOUT = 300.0  # seconds a build (gcc, make) may take
+SUFFIX = ".toml"
+
+
+def is_claim_target(name: str | None) -> bool:
+    """Does `netbed run NAME` name a claim file or a folder of them (rather than a catalog experiment)?"""
+    return name is not None and (name.endswith(SUFFIX) or Path(name).is_dir() or "/" in name)
+
+
+def claim_files(target: Path) -> list[Path]:
+    """The claim file itself, or every *.toml under the folder (hidden folders skipped), sorted."""
+    if target.is_file():
+        return [target]
+    if not target.exists():
+        raise NetbedError(f"no such claim file or folder: {target}")
+    found = sorted(p for p in target.rglob("*" + SUFFIX)
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(target).parts))
+    if not found:
+        raise NetbedError(f"{target}: no claim files (*.toml) under this folder")
+    return found
+
+
+def load_all(target: Path) -> list[Claim]:
+    """Every claim file, validated — the first bad one refuses the whole run, before anything starts."""
+    return [claimfile.load(path) for path in claim_files(target)]
+
+
+def build(claim: Claim) -> dict | None:
+    """Run the claim's `build` command in its folder, as the folder's owner, before any network exists."""
+    if claim.build is None:
+        return None
+    argv = Owner.of(claim.folder).wrap(claim.build_argv(), claim.folder)
+    began = time.monotonic()
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        return {"exit": None, "timed_out": True, "seconds": round(time.monotonic() - began, 3),
+                "stdout": _text(exc.stdout)[-4000:], "stderr": _text(exc.stderr)[-4000:]}
+    return {"exit": done.returncode, "timed_out": False, "seconds": round(time.monotonic() - began, 3),
+            "stdout": done.stdout[-4000:], "stderr": done.stderr[-4000:]}
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode(errors="replace")
+
+
+def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> dict:
+    """Build, run and check one claim file; its run folder is `out`. Returns the checked result."""
+    began = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    built = build(claim)
+    missing = {}
+    if built is None or built["exit"] == 0:
+        for section, spec in (("server", claim.server), ("client", claim.client)):
+            why = claimfile.missing_program(spec.argv({}), claim.folder)
+            if why:
+                missing[section] = why
+    exp = ClaimExperiment.of(claim, built, missing)
+    topo = topologies.build(claim.topology)
+    if (built is not None and built["exit"] != 0) or missing:  # nothing to run: no network is built
+        Evidence(out, claim.name, topo.to_json(), [], {}, {"claim": exp.saved()}).save()
+        result = runner.check_dir(out)
+        result["duration"] = round(time.monotonic() - began, 3)
+        (out / runner.RESULT).write_text(json.dumps(result, indent=2) + "\n")
+        return _tagged(result, claim)
+    require_emulation("tcpdump")
+    try:
+        with runstate.owned(sys.argv):
+            with runner.lab_session(topo, out, experiment=claim.name, switch=switch, ipv6=claim.ipv6,
+                                    client_host=claim.client.host, server_host=claim.server.host) as lab:
+                exp.run(lab)
+    except NetbedError as exc:  # the run itself broke down: a FAIL that says why
+        result = runner.broken_run(exp, claim.topology, out, str(exc))
+    else:
+        _name_the_client_connection(out, exp)
+        result = runner.check_dir(out)
+        runner.write_result(out, result)
+    result["duration"] = round(time.monotonic() - began, 3)
+    (out / runner.RESULT).write_text(json.dumps(_tagged(result, claim), indent=2) + "\n")
+    return result
+
+
+def _tagged(result: dict, claim: Claim) -> dict:
+    result["claim_file"] = str(claim.path)
+    return result
+
+
+def _name_the_client_connection(out: Path, exp: ClaimExperiment) -> None:
+    """Record which captured connection is the client's (its SYN to the server's address and port),
+    so the ladder files and kernel states of the run folder are drawn for it, as for a catalog run."""
+    from netbed.claims.experiment import main_connection
+
+    evidence = Evidence.load(out)
+    conn = main_connection(evidence, exp.spec)
+    if conn is not None and "client" in evidence.programs:
+        evidence.programs["client"]["local"] = [conn.client.ip, conn.client.port]
+        evidence.programs["client"]["peer"] = [conn.server.ip, conn.server.port]
+        evidence.save()
+
+
+@contextmanager
+def series(count: int) -> Iterator[None]:
+    """One registration and one kernel state tracer for a whole folder of claim files."""
+    with ExitStack() as stack:
+        if count > 1:
+            require_emulation("tcpdump")
+            stack.enter_context(runstate.owned(sys.argv))
+            stack.enter_context(runner.shared_state_tracer())
+        yield
+
+
+def run_folder_for(base: Path | None, claim: Claim, single: bool) -> Path:
+    if base is not None and single:
+        return base
+    return runner.new_run_dir(base or Path("runs"), _slug(claim.name), claim.topology)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:60] or "claim"
+
+
+# -- the verdict table ----------------------------------------------------------------------------
+
+def reason(result: dict) -> str:
+    """The first failed assertion and what was observed, in one line ("" for a PASS)."""
+    for a in result.get("assertions", []):
+        if not a["passed"]:
+            detail = a["detail"].splitlines()
+            first = next((line.strip() for line in detail if "✗" in line), detail[0] if detail else "")
+            return f"{a['name']}: {first}"
+    return ""
+
+
+def table(results: list[dict], root: Path | None = None) -> str:
+    """One row per claim file: file, verdict, seconds, reason."""
+    def label(r: dict) -> str:
+        path = Path(r.get("claim_file", r["experiment"]))
+        if root is not None:
+            try:
+                return str(path.relative_to(root.resolve()))
+            except ValueError:
+                pass
+        return claimfile.shown(path)
+
+    labels = [label(r) for r in results]
+    width = max([len("claim file")] + [len(x) for x in labels])
+    lines = [f"{'claim file':<{width}}  verdict  {'time':>6}  reason"]
+    for lab, r in zip(labels, results):
+        verdict = "PASS" if r["passed"] else "FAIL"
+        lines.append(f"{lab:<{width}}  {verdict:<7}  {r.get('duration') or 0:5.1f}s  {reason(r)}".rstrip())
+    passed = sum(r["passed"] for r in results)
+    lines.append("")
+    lines.append(f"{passed}/{len(results)} passed; run folders under {Path(results[0]['artifacts']['dir']).parent}")
+    return "\n".join(lines)
+
+
+def format_result(result: dict) -> str:
+    """One claim file's verdict, as `netbed run EXPERIMENT` prints a catalog run's."""
+    lines = [f"{'PASS' if result['passed'] else 'FAIL'}  {result['experiment']} on {result['topology']}"
+             f"  ({claimfile.shown(Path(result.get('claim_file', '')))})"]
+    for a in result["assertions"]:
+        mark = "✓" if a["passed"] else "✗"
+        if "\n" in a["detail"]:
+            lines.append(f"  {mark} {a['name']}")
+            lines += ["      " + line for line in a["detail"].splitlines()]
+        else:
+            lines.append(f"  {mark} {a['name']}: {a['detail']}")
+    ladder = Path(result["artifacts"]["ladder"])
+    if ladder.exists():
+        lines += ["", ladder.read_text().rstrip()]
+    lines.append(f"\nartifacts: {result['artifacts']['dir']}  ({result.get('duration') or 0:.1f} s)")
+    return "\n".join(lines)
+
+
+def run_target(target: Path, *, out: Path | None = None, switch: str = "bridge", progress=None) -> list[dict]:
+    """Run a claim file or every claim file under a folder; return their results in order."""
+    claims = load_all(target)  # every file refused or accepted before anything is built
+    topologies.build(claims[0].topology)
+    results = []
+    with series(len(claims)):
+        for n, claim in enumerate(claims, 1):
+            if progress is not None:
+                progress(f"[{n}/{len(claims)}] {claimfile.shown(claim.path)} …")
+            result = run_claim(claim, run_folder_for(out, claim, single=len(claims) == 1), switch=switch)
+            results.append(result)
+            if progress is not None:
+                progress(f"[{n}/{len(claims)}] {'PASS' if result['passed'] else 'FAIL'} "
+                         f"{claimfile.shown(claim.path)} ({result.get('duration') or 0:.1f} s)")
+    return results
+
+
+def cmd_run_claims(args) -> int:
+    """`netbed run FILE.toml|DIR [--out] [--json] [--html FILE] [--junit FILE]`."""
+    from netbed.report.junit import write_junit
+
+    if args.all or args.topo:
+        raise NetbedError("--all and --topo are for catalog experiments; a claim file names its own topology")
+    target = Path(args.name)
+    for option, path in (("--html", args.html), ("--junit", args.junit)):
+        if path is not None:
+            _check_writable(option, path)
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    many = target.is_dir()
+    results = run_target(target, out=args.out, switch=args.switch, progress=None if args.json or not many else say)
+    root = target if many else target.parent
+    if args.junit is not None:
+        write_junit(results, args.junit, root=root)
+    if args.html is not None:
+        from netbed.report.html import write_page
+
+        write_page(results, args.html)
+    passed = all(r["passed"] for r in results)
+    if args.json:
+        keys = ("experiment", "topology", "passed", "assertions", "artifacts", "duration", "claim_file")
+        slim = [{k: r.get(k) for k in keys} for r in results]
+        print(json.dumps(slim[0] if not many else {"passed": passed, "results": slim}, indent=2, ensure_ascii=False))
+    elif many:
+        print(table(results, root))
+    else:
+        print(format_result(results[0]))
+    for option, path in (("junit", args.junit), ("report", args.html)):
+        if path is not None and not args.json:
+            print(f"{option}: {path}")
+    return 0 if passed else 1
+
+
+def _check_writable(option: str, path: Path) -> None:
+    import os
+
+    if path.is_dir():
+        raise NetbedError(f"{option} {path} is a folder: name the file")
+    existing = path.resolve().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise NetbedError(f"cannot write {path}: {existing} is not a writable folder")
