@@ -183,7 +183,7 @@ def _server_listens(ev: Evidence, claim: Claim, run: dict, expect: Expect) -> No
         elif others:
             detail = f"it listens on {', '.join(others)} instead; {_said(report)}"
         else:
-            detail = f"nothing listened on any port after {seen.get('waited', 0):g} s; {_said(report)}"
+            detail = f"nothing listened on any port after {seen.get('waited', 0):.1f} s; {_said(report)}"
         expect.that(name, False, detail)
         return
     values = run.get("addresses", {})
@@ -216,8 +216,11 @@ def _server_lifetime(ev: Evidence, run: dict, conn, expect: Expect) -> None:
         expect.that(name, False, f"{verb}{_status(code)}{when}; {_said(report)}")
     elif syn is None or ended is not None and ended < syn:
         expect.that(name, False, f"exited early (exit 0){when or ' before the client connected'}; {_said(report)}")
+    elif conn.close_kind in ("reset", "open"):  # it left before the exchange was over: the kernel cleaned up
+        expect.that(name, False, f"exited early (exit 0){when}, before the connection was over (close: "
+                                 f"{conn.close_kind}); {_said(report)}")
     else:
-        expect.that(name, True, f"exited by itself (exit 0){when}")
+        expect.that(name, True, f"exited by itself (exit 0){when}, after a {conn.close_kind} close")
 
 
 def _client_ends(ev: Evidence, claim: Claim, run: dict, expect: Expect) -> None:

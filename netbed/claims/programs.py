@@ -2,7 +2,7 @@
 
 A student's program may crash, hang, print without flushing, listen on the wrong port or never
 listen. Everything here is about seeing that from the outside — the process's exit status, its
-output (line-buffered through `stdbuf`, so a program killed at its timeout still shows what it had
+output (unbuffered through `stdbuf`, so a program killed at its timeout still shows what it had
 printed), and the kernel's socket tables (`ss` in the host's namespace) — never by asking the
 program, and never through a shell.
 """
@@ -47,13 +47,13 @@ class Owner:
         return cls(st.st_uid, st.st_gid, pw.pw_name, pw.pw_dir, True)
 
     def wrap(self, argv: list[str], folder: Path) -> list[str]:
-        """argv run in `folder` as this user, stdout and stderr line-buffered (no shell anywhere)."""
+        """argv run in `folder` as this user, stdout and stderr unbuffered (no shell anywhere)."""
         inner = ["env", "-C", str(folder), "PYTHONUNBUFFERED=1"]
         if self.uid == 0:
-            return [*inner, "stdbuf", "-oL", "-eL", *argv]
+            return [*inner, "stdbuf", "-o0", "-e0", *argv]
         groups = "--init-groups" if self.known else "--clear-groups"
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", groups, *inner, f"HOME={self.home}",
-                f"USER={self.user}", f"LOGNAME={self.user}", "stdbuf", "-oL", "-eL", *argv]
+                f"USER={self.user}", f"LOGNAME={self.user}", "stdbuf", "-o0", "-e0", *argv]
 
     def to_json(self) -> dict:
         return {"uid": self.uid, "gid": self.gid, "user": self.user}
