@@ -287,7 +287,7 @@ def _typed(table: dict, key: str, kind, prefix: str, refuse):
     value = table[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if isinstance(value, bool) or not isinstance(value, kinds):  # TOML's true is no number
-        wanted = " or ".join(_KIND_NAMES[k] for k in kinds)
+        wanted = "a number" if float in kinds else " or ".join(_KIND_NAMES[k] for k in kinds)
         raise refuse(prefix + key, f"must be {wanted}, not {_type_name(value)} ({value!r})")
     return value
 
