@@ -11,11 +11,12 @@ from conftest import netbed
 from test_expect import ACK, FIN, Conn, Seg
 
 from netbed.claims import file as claimfile
-from netbed.claims.grade import reason, table
 from netbed.claims.skeleton import EXPECT, skeleton
 from netbed.errors import NetbedError
 from netbed.expect import Expect, check_ladder_lines
+from netbed.report.grades import reason, table
 from netbed.report.junit import junit_xml
+from netbed.verdict import RunResult
 
 GOOD = """\
 name = "demo"
@@ -205,10 +206,12 @@ def test_ladder_lines_are_checked_before_any_run():
 
 # -- verdict table and JUnit -------------------------------------------------------------------------
 
-def result(name: str, student: str, assertions: list[tuple[str, bool, str]]) -> dict:
-    return {"experiment": name, "topology": "lan", "passed": all(a[1] for a in assertions), "duration": 1.25,
-            "claim_file": f"/class/{student}/{name}.toml", "artifacts": {"dir": f"/runs/{student}-{name}"},
-            "assertions": [{"name": n, "passed": p, "detail": d} for n, p, d in assertions]}
+def result(name: str, student: str, assertions: list[tuple[str, bool, str]]) -> tuple[str, RunResult]:
+    """(the claim file's label, its result), as `netbed run DIR` pairs them."""
+    return f"{student}/{name}.toml", RunResult.from_json({
+        "experiment": name, "topology": "lan", "passed": all(a[1] for a in assertions), "duration": 1.25,
+        "artifacts": {"dir": f"/runs/{student}-{name}"},
+        "assertions": [{"name": n, "passed": p, "detail": d} for n, p, d in assertions]})
 
 
 LADDER_DETAIL = "   expected     observed\n   server > F.  server > F. seq=1\n ✗ client > .  client > R. seq=2"
@@ -221,29 +224,38 @@ RESULTS = [
 
 
 def test_the_table_gives_one_row_per_claim_file_with_the_first_failure_as_reason():
-    text = table(RESULTS, Path("/class"))
+    text = table(RESULTS)
     rows = text.splitlines()
     assert rows[0].split() == ["claim", "file", "verdict", "time", "reason"]
     assert rows[1].split() == ["alice/http10.toml", "PASS", "1.2s"]
     assert rows[2].split(maxsplit=3) == ["bob/http10.toml", "FAIL", "1.2s",
                                          "close: expected 'four-way', observed 'reset'"]
     assert "1/2 passed; run folders under /runs" in text
-    assert reason(result("x", "y", [("ladder", False, LADDER_DETAIL)])) == \
+    assert reason(result("x", "y", [("ladder", False, LADDER_DETAIL)])[1]) == \
         "ladder: ✗ client > .  client > R. seq=2"  # the marked row of a ladder, not its header
 
 
 def test_junit_has_a_case_per_claim_file_and_a_failure_per_failed_assertion():
-    root = ET.fromstring(junit_xml(RESULTS, Path("/class")).split("\n", 1)[1])
+    cases = [(label.split("/")[0], f"http10 ({label.split('/')[1]})", f"/class/{label}", r) for label, r in RESULTS]
+    root = ET.fromstring(junit_xml(cases).split("\n", 1)[1])
     assert root.tag == "testsuites" and root.get("tests") == "2" and root.get("failures") == "1"
     cases = root.findall("./testsuite/testcase")
-    assert [(c.get("classname"), c.get("name"), c.get("time")) for c in cases] == \
-        [("alice", "http10 (http10.toml)", "1.250"), ("bob", "http10 (http10.toml)", "1.250")]
+    assert [(c.get("classname"), c.get("name"), c.get("time"), c.get("file")) for c in cases] == \
+        [("alice", "http10 (http10.toml)", "1.250", "/class/alice/http10.toml"),
+         ("bob", "http10 (http10.toml)", "1.250", "/class/bob/http10.toml")]
     assert cases[0].find("failure") is None
     failures = cases[1].findall("failure")
     assert [f.get("message") for f in failures] == [
         "close: expected 'four-way', observed 'reset'", "ladder: ✗ client > .  client > R. seq=2"]
     assert failures[1].text == LADDER_DETAIL  # the full side-by-side table, not only its first line
     assert "run folder: /runs/bob-http10" in cases[1].find("system-out").text
+
+
+def test_the_junit_class_is_the_students_folder():
+    from netbed.report.junit import classname
+
+    assert classname(Path("/class/alice"), Path("/class")) == "alice"
+    assert classname(Path("/class/year2/bob"), Path("/class")) == "year2.bob"
 
 
 def test_shown_paths_are_relative_to_the_working_folder_where_they_can_be(tmp_path, monkeypatch):

@@ -196,11 +196,12 @@ def test_wrong_programs_fail_with_the_reason_in_one_line_and_leave_nothing_behin
     res = netbed("run", str(base), "--out", str(tmp_path / "runs"), "--json")
     assert res.returncode == 1, res.stderr
     results = {Path(r["claim_file"]).parent.name: r for r in json.loads(res.stdout)["results"]}
-    from netbed.claims.grade import reason
+    from netbed.report.grades import reason
+    from netbed.verdict import RunResult
 
     doc = DOC.read_text()
     for name, _, _, expected in WRONG:
-        got = reason(results[name])
+        got = reason(RunResult.from_json(results[name]))
         assert not expected or f"| `{expected}" in doc, name  # the doc's table quotes what netbed says
         assert results[name]["passed"] is (expected == ""), (name, got)
         assert got.startswith(expected), (name, got)

@@ -9,6 +9,7 @@ verdict table (one row per claim file, with the first failed assertion as the re
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,14 +17,16 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from netbed import runner, runstate, topologies
+from netbed import runner, runstate, topologies, verdict
 from netbed.claims import file as claimfile
-from netbed.claims.experiment import ClaimExperiment
+from netbed.claims.experiment import CLAIM_FACT, ClaimExperiment, main_connection
 from netbed.claims.file import Claim
 from netbed.claims.programs import Owner
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence
 from netbed.preflight import require_emulation
+from netbed.report import grades, junit, text
+from netbed.verdict import RunResult
 
 BUILD_TIMEOUT = 300.0  # seconds a build (gcc, make) may take
 SUFFIX = ".toml"
@@ -74,7 +77,7 @@ def _text(data: bytes | str | None) -> str:
     return data if isinstance(data, str) else data.decode(errors="replace")
 
 
-def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> dict:
+def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> RunResult:
     """Build, run and check one claim file; its run folder is `out`. Returns the checked result."""
     began = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
@@ -88,11 +91,11 @@ def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> dict:
     exp = ClaimExperiment.of(claim, built, missing)
     topo = topologies.build(claim.topology)
     if (built is not None and built["exit"] != 0) or missing:  # nothing to run: no network is built
-        Evidence(out, claim.name, topo.to_json(), [], {}, {"claim": exp.saved()}).save()
-        result = runner.check_dir(out)
-        result["duration"] = round(time.monotonic() - began, 3)
-        (out / runner.RESULT).write_text(json.dumps(result, indent=2) + "\n")
-        return _tagged(result, claim)
+        Evidence(out, claim.name, topo.to_json(), [], {}, {CLAIM_FACT: exp.saved()}).save()
+        result = verdict.check_dir(out)
+        result.duration = round(time.monotonic() - began, 3)
+        verdict.save(out, result)
+        return result
     require_emulation("tcpdump")
     try:
         with runstate.owned(sys.argv):
@@ -100,26 +103,20 @@ def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> dict:
                                     client_host=claim.client.host, server_host=claim.server.host) as lab:
                 exp.run(lab)
     except NetbedError as exc:  # the run itself broke down: a FAIL that says why
-        result = runner.broken_run(exp, claim.topology, out, str(exc))
-    else:
-        _name_the_client_connection(out, exp)
-        result = runner.check_dir(out)
-        runner.write_result(out, result)
-    result["duration"] = round(time.monotonic() - began, 3)
-    (out / runner.RESULT).write_text(json.dumps(_tagged(result, claim), indent=2) + "\n")
-    return result
-
-
-def _tagged(result: dict, claim: Claim) -> dict:
-    result["claim_file"] = str(claim.path)
+        result = verdict.broken_run(claim.name, claim.topology, out, str(exc))
+        result.duration = round(time.monotonic() - began, 3)
+        verdict.save(out, result)
+        return result
+    _name_the_client_connection(out, exp)
+    result = verdict.check_dir(out)
+    result.duration = round(time.monotonic() - began, 3)
+    runner.write_result(out, result)
     return result
 
 
 def _name_the_client_connection(out: Path, exp: ClaimExperiment) -> None:
     """Record which captured connection is the client's (its SYN to the server's address and port),
     so the ladder files and kernel states of the run folder are drawn for it, as for a catalog run."""
-    from netbed.claims.experiment import main_connection
-
     evidence = Evidence.load(out)
     conn = main_connection(evidence, exp.spec)
     if conn is not None and "client" in evidence.programs:
@@ -149,116 +146,81 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:60] or "claim"
 
 
-# -- the verdict table ----------------------------------------------------------------------------
+# -- what is printed ---------------------------------------------------------------------------------
 
-def reason(result: dict) -> str:
-    """The first failed assertion and what was observed, in one line ("" for a PASS)."""
-    for a in result.get("assertions", []):
-        if not a["passed"]:
-            detail = a["detail"].splitlines()
-            first = next((line.strip() for line in detail if "✗" in line), detail[0] if detail else "")
-            return f"{a['name']}: {first}"
-    return ""
-
-
-def table(results: list[dict], root: Path | None = None) -> str:
-    """One row per claim file: file, verdict, seconds, reason."""
-    def label(r: dict) -> str:
-        path = Path(r.get("claim_file", r["experiment"]))
-        if root is not None:
-            try:
-                return str(path.relative_to(root.resolve()))
-            except ValueError:
-                pass
-        return claimfile.shown(path)
-
-    labels = [label(r) for r in results]
-    width = max([len("claim file")] + [len(x) for x in labels])
-    lines = [f"{'claim file':<{width}}  verdict  {'time':>6}  reason"]
-    for lab, r in zip(labels, results):
-        verdict = "PASS" if r["passed"] else "FAIL"
-        lines.append(f"{lab:<{width}}  {verdict:<7}  {r.get('duration') or 0:5.1f}s  {reason(r)}".rstrip())
-    passed = sum(r["passed"] for r in results)
-    lines.append("")
-    lines.append(f"{passed}/{len(results)} passed; run folders under {Path(results[0]['artifacts']['dir']).parent}")
-    return "\n".join(lines)
+def label(claim: Claim, root: Path | None) -> str:
+    """The claim file as the table names it: relative to the folder that was run (student/file.toml)."""
+    if root is not None:
+        try:
+            return str(claim.path.relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return claimfile.shown(claim.path)
 
 
-def format_result(result: dict) -> str:
-    """One claim file's verdict, as `netbed run EXPERIMENT` prints a catalog run's."""
-    lines = [f"{'PASS' if result['passed'] else 'FAIL'}  {result['experiment']} on {result['topology']}"
-             f"  ({claimfile.shown(Path(result.get('claim_file', '')))})"]
-    for a in result["assertions"]:
-        mark = "✓" if a["passed"] else "✗"
-        if "\n" in a["detail"]:
-            lines.append(f"  {mark} {a['name']}")
-            lines += ["      " + line for line in a["detail"].splitlines()]
-        else:
-            lines.append(f"  {mark} {a['name']}: {a['detail']}")
-    ladder = Path(result["artifacts"]["ladder"])
-    if ladder.exists():
-        lines += ["", ladder.read_text().rstrip()]
-    lines.append(f"\nartifacts: {result['artifacts']['dir']}  ({result.get('duration') or 0:.1f} s)")
-    return "\n".join(lines)
+def result_text(claim: Claim, result: RunResult) -> str:
+    """One claim file's verdict, as `netbed run EXPERIMENT` prints a catalog run's, and its time."""
+    head, rest = text.result_text(result).split("\n", 1)
+    return f"{head}  ({claimfile.shown(claim.path)})\n{rest}  ({result.duration or 0:.1f} s)"
 
 
-def run_target(target: Path, *, out: Path | None = None, switch: str = "bridge", progress=None) -> list[dict]:
-    """Run a claim file or every claim file under a folder; return their results in order."""
+def run_target(target: Path, *, out: Path | None = None, switch: str = "bridge",
+               progress=None) -> list[tuple[Claim, RunResult]]:
+    """Run a claim file or every claim file under a folder; return each claim with its result, in order."""
     claims = load_all(target)  # every file refused or accepted before anything is built
-    topologies.build(claims[0].topology)
-    results = []
+    graded = []
     with series(len(claims)):
         for n, claim in enumerate(claims, 1):
             if progress is not None:
                 progress(f"[{n}/{len(claims)}] {claimfile.shown(claim.path)} …")
             result = run_claim(claim, run_folder_for(out, claim, single=len(claims) == 1), switch=switch)
-            results.append(result)
+            graded.append((claim, result))
             if progress is not None:
-                progress(f"[{n}/{len(claims)}] {'PASS' if result['passed'] else 'FAIL'} "
-                         f"{claimfile.shown(claim.path)} ({result.get('duration') or 0:.1f} s)")
-    return results
+                progress(f"[{n}/{len(claims)}] {text.verdict_word(result.passed)} {claimfile.shown(claim.path)} "
+                         f"({result.duration or 0:.1f} s)")
+    return graded
 
 
 def cmd_run_claims(args) -> int:
-    """`netbed run FILE.toml|DIR [--out] [--json] [--html FILE] [--junit FILE]`."""
-    from netbed.report.junit import write_junit
-
+    """`netbed run FILE.toml|DIR [--out DIR] [--json] [--html FILE] [--junit FILE]`."""
     if args.all or args.topo:
         raise NetbedError("--all and --topo are for catalog experiments; a claim file names its own topology")
     target = Path(args.name)
     for option, path in (("--html", args.html), ("--junit", args.junit)):
         if path is not None:
             _check_writable(option, path)
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
     many = target.is_dir()
-    results = run_target(target, out=args.out, switch=args.switch, progress=None if args.json or not many else say)
+    graded = run_target(target, out=args.out, switch=args.switch,
+                        progress=None if args.json or not many else _say)
     root = target if many else target.parent
+    results = [result for _, result in graded]
     if args.junit is not None:
-        write_junit(results, args.junit, root=root)
+        cases = [(junit.classname(claim.folder, root), f"{claim.name} ({claim.path.name})", str(claim.path), result)
+                 for claim, result in graded]
+        junit.write_junit(cases, args.junit)
     if args.html is not None:
         from netbed.report.html import write_page
 
         write_page(results, args.html)
-    passed = all(r["passed"] for r in results)
+    passed = all(r.passed for r in results)
     if args.json:
-        keys = ("experiment", "topology", "passed", "assertions", "artifacts", "duration", "claim_file")
-        slim = [{k: r.get(k) for k in keys} for r in results]
+        slim = [{**result.summary(), "claim_file": str(claim.path)} for claim, result in graded]
         print(json.dumps(slim[0] if not many else {"passed": passed, "results": slim}, indent=2, ensure_ascii=False))
     elif many:
-        print(table(results, root))
+        print(grades.table([(label(claim, root), result) for claim, result in graded]))
     else:
-        print(format_result(results[0]))
-    for option, path in (("junit", args.junit), ("report", args.html)):
+        print(result_text(*graded[0]))
+    for word, path in (("junit", args.junit), ("report", args.html)):
         if path is not None and not args.json:
-            print(f"{option}: {path}")
+            print(f"{word}: {path}")
     return 0 if passed else 1
 
 
-def _check_writable(option: str, path: Path) -> None:
-    import os
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
+
+def _check_writable(option: str, path: Path) -> None:
     if path.is_dir():
         raise NetbedError(f"{option} {path} is a folder: name the file")
     existing = path.resolve().parent

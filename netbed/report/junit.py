@@ -11,60 +11,50 @@ import socket
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+
+from netbed.report.grades import first_line
+from netbed.verdict import RunResult
 
 SUITE = "netbed"
+# (classname, name, file or None, result): a grade book's row
+Case = tuple[str, str, "str | None", RunResult]
 
 
-def _first_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    marked = next((line.strip() for line in lines if "✗" in line), None)
-    return marked or (lines[0].strip() if lines else "")
-
-
-def case_names(result: dict[str, Any], root: Path | None) -> tuple[str, str]:
-    """(classname, name): the claim file's folder relative to `root` (the student), and the claim's name."""
-    path = result.get("claim_file")
-    if not path:
-        return result.get("topology", ""), result["experiment"]
-    folder = Path(path).parent
+def classname(folder: Path, root: Path | None) -> str:
+    """The test case's class: the claim file's folder relative to the folder that was run (the student)."""
     if root is not None:
         try:
-            folder = folder.relative_to(root.resolve())
+            folder = folder.resolve().relative_to(root.resolve())
         except ValueError:
             pass
-    classname = ".".join(folder.parts) or "."
-    return classname, f"{result['experiment']} ({Path(path).name})"
+    return ".".join(part for part in folder.parts if part != "/") or "."
 
 
-def junit_xml(results: list[dict[str, Any]], root: Path | None = None) -> str:
-    failures = sum(not r["passed"] for r in results)
-    total_time = sum(r.get("duration") or 0 for r in results)
-    suites = ET.Element("testsuites", name=SUITE, tests=str(len(results)), failures=str(failures), errors="0",
-                        time=f"{total_time:.3f}")
-    suite = ET.SubElement(suites, "testsuite", name=SUITE, tests=str(len(results)), failures=str(failures),
-                          errors="0", skipped="0", time=f"{total_time:.3f}",
+def junit_xml(cases: list[Case]) -> str:
+    results = [case[3] for case in cases]
+    failures = sum(not r.passed for r in results)
+    total = f"{sum(r.duration or 0 for r in results):.3f}"
+    suites = ET.Element("testsuites", name=SUITE, tests=str(len(cases)), failures=str(failures), errors="0",
+                        time=total)
+    suite = ET.SubElement(suites, "testsuite", name=SUITE, tests=str(len(cases)), failures=str(failures),
+                          errors="0", skipped="0", time=total,
                           timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
                           hostname=socket.gethostname())
-    for r in results:
-        classname, name = case_names(r, root)
-        case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{r.get('duration') or 0:.3f}")
-        if r.get("claim_file"):
-            case.set("file", r["claim_file"])
-        log = []
-        for a in r.get("assertions", []):
-            mark = "✓" if a["passed"] else "✗"
-            log.append(f"{mark} {a['name']}: {a['detail']}" if "\n" not in a["detail"]
-                       else f"{mark} {a['name']}\n{a['detail']}")
-            if not a["passed"]:
-                failure = ET.SubElement(case, "failure", message=f"{a['name']}: {_first_line(a['detail'])}",
-                                        type=a["name"].split(":")[0])
-                failure.text = a["detail"]
-        out = ET.SubElement(case, "system-out")
-        out.text = "\n".join([f"run folder: {r['artifacts']['dir']}", *log]) + "\n"
+    for klass, name, file, r in cases:
+        case = ET.SubElement(suite, "testcase", classname=klass, name=name, time=f"{r.duration or 0:.3f}")
+        if file:
+            case.set("file", file)
+        log = [f"run folder: {r.artifacts['dir']}"]
+        for a in r.assertions:
+            log += a.lines()
+            if not a.passed:
+                failure = ET.SubElement(case, "failure", message=f"{a.name}: {first_line(a)}",
+                                        type=a.name.split(":")[0])
+                failure.text = a.detail
+        ET.SubElement(case, "system-out").text = "\n".join(log) + "\n"
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
-def write_junit(results: list[dict[str, Any]], path: Path, root: Path | None = None) -> None:
-    path.write_text(junit_xml(results, root))
+def write_junit(cases: list[Case], path: Path) -> None:
+    path.write_text(junit_xml(cases))
