@@ -25,12 +25,15 @@ NOBODY = 65534  # programs run as the owner of the claim file's folder: here, no
 
 
 @pytest.fixture
-def tmp_path():
-    """A folder `nobody` can reach (pytest's own live under /tmp/pytest-of-root, mode 0700), removed after."""
+def tmp_path(request):
+    """A folder `nobody` can reach (pytest's own live under /tmp/pytest-of-root, mode 0700), removed after
+    the test — kept when it failed, with its run folders, to be looked at."""
+    failed = request.session.testsfailed
     folder = Path(tempfile.mkdtemp(prefix="netbed-claims-"))
     folder.chmod(0o755)
     yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    if request.session.testsfailed == failed:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def doc_blocks() -> dict[str, str]:

@@ -254,16 +254,18 @@ def _client_reaches_server(ev: Evidence, claim: Claim, run: dict, conn, expect: 
 
 
 def _elsewhere(ev: Evidence) -> str:
-    """Where the client's host did connect instead: the capture's SYNs, or the kernel's own word
-    (which also sees a connection over loopback that no capture on the wire can)."""
+    """Where the client's host did connect instead: the kernel's own word (which also sees a connection
+    over loopback that no capture on the wire can), and what the client-side capture holds."""
     host = ev.facts.get("client_host")
     netns = next((int(ino) for ino, node in (ev.facts.get("netns") or {}).items() if node == host), None)
     tried = [f"{e.remote}" for e in ev.state_changes() if e.netns == netns and e.new == "SYN_SENT"]
-    if tried:
-        return f"the kernel saw {host} connect to {', '.join(dict.fromkeys(tried))}"
     conns = ev.trace("client").connections if "client" in ev.points() else []
+    captured = ", ".join(f"{c.client} > {c.server} (handshake {c.handshake})" for c in conns[:3])
+    if tried:
+        return f"the kernel saw {host} connect to {', '.join(dict.fromkeys(tried))}; " + \
+            (f"captured: {captured}" if captured else "nothing captured")
     if conns:
-        return f"captured instead: {', '.join(f'{c.client} > {c.server}' for c in conns[:3])}"
+        return f"captured instead: {captured}"
     return f"{host} opened no TCP connection at all"
 
 
