@@ -21,9 +21,9 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("programs", ("netbed.programs",)),
     ("capture", ("netbed.capture",)),
     ("trace", ("netbed.trace",)),
-    ("expect", ("netbed.expect", "netbed.experiment", "netbed.verdict")),
+    ("expect", ("netbed.expect", "netbed.experiment", "netbed.verdict", "netbed.claims")),
     ("report", ("netbed.report",)),
-    ("commands", ("netbed.runner", "netbed.cli", "netbed.topo_cli", "netbed.pytest_plugin")),
+    ("commands", ("netbed.runner", "netbed.cli", "netbed.topo_cli", "netbed.pytest_plugin", "netbed.claims.grade")),
 ]
 
 
