@@ -258,6 +258,31 @@ def test_the_junit_class_is_the_students_folder():
     assert classname(Path("/class/year2/bob"), Path("/class")) == "year2.bob"
 
 
+def test_programs_run_as_the_folders_owner_through_setpriv_never_a_shell(tmp_path):
+    from netbed.claims.programs import Owner
+
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    os.chown(folder, 65534, 65534)
+    owner = Owner.of(folder)
+    assert (owner.uid, owner.gid, owner.user) == (65534, 65534, "nobody")
+    argv = owner.wrap(["./server", "9000"], folder)
+    assert argv[:4] == ["setpriv", "--reuid=65534", "--regid=65534", "--init-groups"]
+    assert argv[4:7] == ["env", "-C", str(folder)] and argv[-5:] == ["stdbuf", "-o0", "-e0", "./server", "9000"]
+    os.chown(folder, 0, 0)
+    assert Owner.of(folder).wrap(["./server"], folder)[0] == "env"  # root owns it: no change of user
+
+
+def test_a_bare_name_is_an_experiment_unless_only_a_folder_has_it(tmp_path, monkeypatch):
+    from netbed.claims.grade import is_claim_target
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "handshake").mkdir()
+    (tmp_path / "class").mkdir()
+    assert not is_claim_target("handshake") and is_claim_target("class")
+    assert is_claim_target("x.toml") and is_claim_target("class/") and not is_claim_target(None)
+
+
 def test_shown_paths_are_relative_to_the_working_folder_where_they_can_be(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert claimfile.shown(tmp_path / "a" / "b.toml") == os.path.join("a", "b.toml")

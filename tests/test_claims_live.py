@@ -111,6 +111,9 @@ def test_the_worked_example_of_the_doc_grades_as_the_doc_says(tmp_path):
 
     # the programs ran as the folder's owner: the build's output belongs to nobody
     assert (root / "alice" / "server").stat().st_uid == NOBODY
+    # `netbed report` reads the run folders back: the same verdicts
+    report = json.loads(netbed("report", str(tmp_path / "runs"), "--json").stdout)
+    assert sorted(r["passed"] for r in report["results"]) == [False, False, True, True]
     # and every run folder re-checks offline to the very same verdict
     for run in sorted((tmp_path / "runs").iterdir()):
         saved = json.loads((run / "result.json").read_text())
@@ -120,8 +123,10 @@ def test_the_worked_example_of_the_doc_grades_as_the_doc_says(tmp_path):
 
 def test_one_claim_file_prints_its_assertions_and_ladder(tmp_path):
     root = class_folder(tmp_path)
-    res = netbed("run", str(root / "alice" / "http10.toml"), "--out", str(tmp_path / "run"))
+    page = tmp_path / "report.html"
+    res = netbed("run", str(root / "alice" / "http10.toml"), "--out", str(tmp_path / "run"), "--html", str(page))
     assert res.returncode == 0, res.stdout + res.stderr
+    assert "http10-server-closes-first" in page.read_text() and f"report: {page}" in res.stdout
     assert res.stdout.startswith("PASS  http10-server-closes-first on multi-lan")
     for line in ("✓ server_states: SYN_RECEIVED → ESTABLISHED → FIN_WAIT_1 → FIN_WAIT_2 → TIME_WAIT",
                  "✓ close: 'four-way'", "✓ client_bytes: 18", "✓ server_bytes: 4141"):

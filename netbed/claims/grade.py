@@ -23,7 +23,7 @@ from netbed.claims.experiment import CLAIM_FACT, ClaimExperiment, main_connectio
 from netbed.claims.file import Claim
 from netbed.claims.programs import Owner
 from netbed.errors import NetbedError
-from netbed.experiment import Evidence
+from netbed.experiment import Evidence, catalog
 from netbed.preflight import require_emulation
 from netbed.report import grades, junit, text
 from netbed.verdict import RunResult
@@ -33,8 +33,16 @@ SUFFIX = ".toml"
 
 
 def is_claim_target(name: str | None) -> bool:
-    """Does `netbed run NAME` name a claim file or a folder of them (rather than a catalog experiment)?"""
-    return name is not None and (name.endswith(SUFFIX) or Path(name).is_dir() or "/" in name)
+    """Does `netbed run NAME` name a claim file or a folder of them (rather than a catalog experiment)?
+
+    A name with a slash or a .toml suffix is a path; a bare name is an experiment of the catalog
+    unless none has that name and a folder does.
+    """
+    if name is None:
+        return False
+    if name.endswith(SUFFIX) or "/" in name:
+        return True
+    return Path(name).is_dir() and name not in {e.name for e in catalog()}
 
 
 def claim_files(target: Path) -> list[Path]:

@@ -103,7 +103,8 @@ class Watched(Program):
     def report(self, timeout: float = 30.0) -> dict:
         if self._report is None:
             self.end()
-            self._reader.join(timeout)
+            # a child it left behind may hold the pipes open: do not wait on it (the run reclaims it)
+            self._reader.join(min(timeout, 2 * GRACE))
             out, err = self._out or ("", "")
             self._report = {"exit": self.proc.returncode, "node": self.node, "argv": self.argv,
                             "stdout": out[-OUTPUT_TAIL:], "stderr": err[-OUTPUT_TAIL:],
@@ -113,7 +114,8 @@ class Watched(Program):
 
 def start(lab: Lab, name: str, argv: list[str], host: str) -> Watched:
     """Start argv (already wrapped for its user) in `host`; the lab keeps it among its programs."""
-    prog = Watched(name, host, lab.tb.popen(host, argv, text=True), argv, raw=True)
+    # errors="replace": a program may print bytes that are not UTF-8; its report must still be read
+    prog = Watched(name, host, lab.tb.popen(host, argv, text=True, errors="replace"), argv, raw=True)
     lab.programs[name] = prog
     return prog
 
