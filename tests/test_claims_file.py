@@ -68,6 +68,13 @@ def test_a_good_claim_file_is_read_with_defaults_and_placeholders(folder):
     assert claimfile.Claim.from_json(claim.to_json()) == claim  # what a run folder keeps rebuilds it
 
 
+def test_double_braces_are_literal_braces_so_curl_formats_work(folder):
+    curl = """run = "curl -s -w '%{{http_code}}' http://{server_ip}:{port}/" """
+    claim = claimfile.load(write(folder, replace(GOOD, 'run = "python3 client.py {server_ip} {port}"', curl)))
+    assert claim.client.argv({"server_ip": "10.0.0.3", "port": "80"}) == \
+        ["curl", "-s", "-w", "%{http_code}", "http://10.0.0.3:80/"]
+
+
 def test_minimal_claim_file_takes_the_documented_defaults(folder):
     claim = claimfile.load(write(folder, '[server]\nrun = "python3 server.py"\n[client]\nrun = "python3 client.py"\n'))
     assert (claim.name, claim.topology, claim.server.port, claim.client.timeout) == ("claim", "lan", 9000, 10.0)
@@ -184,7 +191,8 @@ def test_every_skeleton_is_a_valid_claim_file_with_the_experiments_expectations(
         path.write_text(skeleton(name))
         claim = claimfile.load(path)
         assert claim.name == name and claim.expect == expected
-        assert "peer.py" in claim.server.run and "peer.py" in claim.client.run
+        assert ("peer.py" in claim.server.run and "peer.py" in claim.client.run) or \
+            ("httpd.py" in claim.server.run and claim.client.run.startswith("curl"))
 
 
 # -- the ladder's binding rule ---------------------------------------------------------------------

@@ -243,7 +243,11 @@ def test_skeletons_of_catalog_experiments_pass_as_claim_files(tmp_path):
     folder = tmp_path / "skeletons"
     folder.mkdir()
     for name in EXPECT:
-        (folder / f"{name}.toml").write_text(skeleton(name))
+        text = skeleton(name)
+        for path, size in re.findall(r"^# file: (\S+), (\d+) bytes$", text, flags=re.M):  # pages it serves
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path).write_text("x" * int(size))
+        (folder / f"{name}.toml").write_text(text)
     owned_by_nobody(folder)
     res = netbed("run", str(folder), "--out", str(tmp_path / "runs"))
     assert res.returncode == 0, res.stdout + res.stderr

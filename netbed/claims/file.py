@@ -33,7 +33,8 @@ DEFAULT_TIMEOUT = 10.0  # seconds for the whole exchange, as the contract says
 MAX_TIMEOUT = 600.0
 DEFAULT_TOPOLOGY = "lan"
 PLACEHOLDERS = ("port", "server_ip", "server_ip6", "client_ip")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# {name} is a placeholder; {{ and }} are literal braces (curl -w '%{{http_code}}'), as in Python's format
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 INITIATORS = ("client", "server", "both")
 STATES = tuple(dict.fromkeys(["LISTEN", *LINUX_STATES.values(), "CLOSED"]))
 # commands whose first argument is the program that must exist (`python3 client.py`)
@@ -62,7 +63,7 @@ class ProgramSpec:
 
     def argv(self, values: dict[str, str]) -> list[str]:
         """The command's words with the placeholders filled in (never a shell)."""
-        return [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), word) for word in shlex.split(self.run)]
+        return [fill(word, values) for word in shlex.split(self.run)]
 
     def uses(self, placeholder: str) -> bool:
         return "{" + placeholder + "}" in self.run
@@ -103,6 +104,20 @@ class Claim:
         return cls(Path(data["path"]), data["name"], data["topology"], ProgramSpec(**data["server"]),
                    ProgramSpec(**data["client"]), dict(data.get("expect") or {}), data.get("build"),
                    data.get("custom"), data.get("topo"))
+
+
+def fill(word: str, values: dict[str, str]) -> str:
+    """One word with its placeholders filled in ({{ and }} become single braces)."""
+    def one(m: re.Match) -> str:
+        if m.group(1) is None:
+            return m.group(0)[0]
+        return values.get(m.group(1), m.group(0))
+
+    return _PLACEHOLDER.sub(one, word)
+
+
+def placeholders(word: str) -> list[str]:
+    return [name for name in _PLACEHOLDER.findall(word) if name]
 
 
 def shown(path: Path) -> str:
@@ -167,9 +182,9 @@ def load(path: Path) -> Claim:
         if run is None:
             raise refuse(f"{section}.run", "missing: the command that starts the program")
         words = _split(run, f"{section}.run", refuse)
-        for unknown in (m for w in words for m in _PLACEHOLDER.findall(w) if m not in PLACEHOLDERS):
-            raise refuse(f"{section}.run", f"unknown placeholder {{{unknown}}} "
-                                           f"(there are {' '.join('{' + p + '}' for p in PLACEHOLDERS)})")
+        for unknown in (m for w in words for m in placeholders(w) if m not in PLACEHOLDERS):
+            raise refuse(f"{section}.run", f"unknown placeholder {{{unknown}}} (there are "
+                                           f"{' '.join('{' + p + '}' for p in PLACEHOLDERS)}; a literal brace is {{{{)")
         if build is None:  # with a build, programs may not exist yet: checked once it has run
             missing = missing_program(words, path.parent)
             if missing:
@@ -191,7 +206,7 @@ def missing_program(words: list[str], folder: Path) -> str | None:
             return f"the program {first} does not exist in {shown(folder) or '.'}"
         if not os.access(target, os.X_OK):
             return f"the program {first} is not executable (chmod +x {first})"
-    elif _PLACEHOLDER.search(first) is None and shutil.which(first) is None:
+    elif not placeholders(first) and shutil.which(first) is None:
         return f"the program {first} is not installed (not found on PATH)"
     if os.path.basename(first) in INTERPRETERS:
         for word in words[1:]:
@@ -199,7 +214,7 @@ def missing_program(words: list[str], folder: Path) -> str | None:
                 return None
             if word.startswith("-"):
                 continue
-            if _PLACEHOLDER.search(word) is None and not (folder / word).is_file():
+            if not placeholders(word) and not (folder / word).is_file():
                 return f"{word} does not exist in {shown(folder) or '.'}"
             return None
     return None
