@@ -219,6 +219,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from netbed.report.text import print_table, result_text
 
     if grade.is_claim_target(args.name):
+        if args.html is not None:
+            check_writable(args.html)  # before the runs, not after
+        if args.junit is not None:
+            check_writable(args.junit, "--junit", "the JUnit file", "grades.xml")
         return grade.cmd_run_claims(args)
     if args.junit is not None:
         raise NetbedError("--junit is for claim files: netbed run FILE.toml|DIR --junit FILE")
@@ -265,10 +269,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
-def check_writable(path: Path) -> None:
-    """Fail now, in one line, if the report page could not be written at `path` later."""
+def check_writable(path: Path, option: str = "--html", what: str = "the page's file",
+                   example: str = "report.html") -> None:
+    """Fail now, in one line, if the report page (or JUnit file) could not be written at `path` later."""
     if path.is_dir():
-        raise NetbedError(f"--html {path} is a folder: name the page's file, e.g. {path / 'report.html'}")
+        raise NetbedError(f"{option} {path} is a folder: name {what}, e.g. {path / example}")
     existing = path.resolve().parent
     while not existing.exists():
         existing = existing.parent
