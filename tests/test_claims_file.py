@@ -162,6 +162,14 @@ def test_the_cli_refuses_before_building_anything(folder, tmp_path_factory):
     assert not out.exists() and not (folder / "built").exists()
 
 
+def test_a_junit_file_that_cannot_be_written_is_refused_before_the_runs(folder, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("out")
+    res = netbed("run", str(write(folder, GOOD)), "--junit", str(elsewhere), "--out", str(elsewhere / "run"))
+    assert res.returncode == 2 and res.stderr.strip() == \
+        f"netbed: --junit {elsewhere} is a folder: name the JUnit file, e.g. {elsewhere / 'grades.xml'}"
+    assert not (elsewhere / "run").exists()
+
+
 def test_one_bad_file_in_a_folder_refuses_the_whole_run(tmp_path):
     for student in ("alice", "bob"):
         (tmp_path / student).mkdir()
