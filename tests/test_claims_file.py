@@ -75,6 +75,43 @@ def test_double_braces_are_literal_braces_so_curl_formats_work(folder):
         ["curl", "-s", "-w", "%{http_code}", "http://10.0.0.3:80/"]
 
 
+ISSUE_EXAMPLE = """\
+name = "http10-server-closes-first"
+topology = "multi-lan"              # a built-in topology, or: custom = "topo.py" and topo = "NAME"
+build = "gcc -O2 -o server server.c"   # optional, run once in the file's folder, before the network exists
+
+[server]
+host = "h4"                          # optional: default the last host
+port = 9000
+run = "./server {port}"              # placeholders: {port} {server_ip} {server_ip6} {client_ip}
+
+[client]
+host = "h1"                          # optional: default the first host
+run = "python3 client.py {server_ip} {port}"
+timeout = 10                         # seconds for the whole exchange (default 10)
+
+[expect]                             # every key optional; each becomes one assertion
+handshake = "complete"
+close = "four-way"                   # reset | simultaneous | three-way | four-way | open
+initiator = "server"                 # client | server | both
+client_bytes = 18                    # payload bytes client -> server, from the capture
+server_bytes = 5000
+half_close_bytes = 0
+client_states = ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK"]   # in this order, gaps allowed
+server_states = ["SYN_RECEIVED", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
+ladder = ["server > F.", "client > .  ack=g+1"]   # netbed's ladder language, on the closing segments
+client_exit = 0
+client_output = "HTTP/1.0 200"       # a substring of the client's standard output
+connections = 1                      # TCP connections between the two
+"""
+
+
+def test_the_contracts_own_example_is_accepted_as_written(tmp_path):
+    claim = claimfile.load(write(tmp_path, ISSUE_EXAMPLE))
+    assert (claim.server.host, claim.server.port, claim.client.host, claim.client.timeout) == ("h4", 9000, "h1", 10)
+    assert list(claim.expect) == list(claimfile.EXPECT_KEYS)  # every key of the contract, each one assertion
+
+
 def test_minimal_claim_file_takes_the_documented_defaults(folder):
     claim = claimfile.load(write(folder, '[server]\nrun = "python3 server.py"\n[client]\nrun = "python3 client.py"\n'))
     assert (claim.name, claim.topology, claim.server.port, claim.client.timeout) == ("claim", "lan", 9000, 10.0)
