@@ -326,6 +326,24 @@ def test_programs_run_as_the_folders_owner_through_setpriv_never_a_shell(tmp_pat
     assert Owner.of(folder).wrap(["./server"], folder)[0] == "env"  # root owns it: no change of user
 
 
+def test_a_build_that_hangs_is_stopped_whole_at_its_timeout(folder, monkeypatch):
+    from netbed.claims import grade
+
+    monkeypatch.setattr(grade, "BUILD_TIMEOUT", 1.0)
+    hang = """build = "sh -c 'echo compiling; sleep 31.4159 & sleep 31.4159'" """  # a child, and a hang
+    claim = claimfile.load(write(folder, replace(GOOD, 'name = "demo"', 'name = "demo"\n' + hang)))
+    built = grade.build(claim)
+    assert built["timed_out"] and built["exit"] is None and built["stdout"] == "compiling\n"
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) == "sleep 31.4159"]
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
 def test_a_bare_name_is_an_experiment_unless_only_a_folder_has_it(tmp_path, monkeypatch):
     from netbed.claims.grade import is_claim_target
 

@@ -9,6 +9,8 @@ verdict table (one row per claim file, with the first failed assertion as the re
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ from netbed import runner, runstate, topologies, verdict
 from netbed.claims import file as claimfile
 from netbed.claims.experiment import CLAIM_FACT, ClaimExperiment, main_connection
 from netbed.claims.file import Claim
-from netbed.claims.programs import Owner
+from netbed.claims.programs import OUTPUT_TAIL, Owner
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence, catalog
 from netbed.preflight import require_emulation
@@ -63,25 +65,30 @@ def load_all(target: Path) -> list[Claim]:
 
 
 def build(claim: Claim) -> dict | None:
-    """Run the claim's `build` command in its folder, as the folder's owner, before any network exists."""
+    """Run the claim's `build` command in its folder, as the folder's owner, before any network exists.
+
+    It gets a process group of its own, so a build that hangs (or is interrupted) is stopped whole —
+    make's children too.
+    """
     if claim.build is None:
         return None
     argv = Owner.of(claim.folder).wrap(claim.build_argv(), claim.folder)
     began = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, errors="replace", start_new_session=True)
+    timed_out = False
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        return {"exit": None, "timed_out": True, "seconds": round(time.monotonic() - began, 3),
-                "stdout": _text(exc.stdout)[-4000:], "stderr": _text(exc.stderr)[-4000:]}
-    return {"exit": done.returncode, "timed_out": False, "seconds": round(time.monotonic() - began, 3),
-            "stdout": done.stdout[-4000:], "stderr": done.stderr[-4000:]}
-
-
-def _text(data: bytes | str | None) -> str:
-    if data is None:
-        return ""
-    return data if isinstance(data, str) else data.decode(errors="replace")
+        out, err = proc.communicate(timeout=BUILD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+    finally:
+        if proc.poll() is None:  # interrupted: leave nothing behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return {"exit": None if timed_out else proc.returncode, "timed_out": timed_out,
+            "seconds": round(time.monotonic() - began, 3), "stdout": out[-OUTPUT_TAIL:], "stderr": err[-OUTPUT_TAIL:]}
 
 
 def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> RunResult:
@@ -175,6 +182,7 @@ def run_target(target: Path, *, out: Path | None = None, switch: str = "bridge",
                progress=None) -> list[tuple[Claim, RunResult]]:
     """Run a claim file or every claim file under a folder; return each claim with its result, in order."""
     claims = load_all(target)  # every file refused or accepted before anything is built
+    require_emulation("tcpdump")  # and root, before any build runs
     graded = []
     with series(len(claims)):
         for n, claim in enumerate(claims, 1):

@@ -49,7 +49,7 @@ class Owner:
     def wrap(self, argv: list[str], folder: Path) -> list[str]:
         """argv run in `folder` as this user, stdout and stderr unbuffered (no shell anywhere)."""
         inner = ["env", "-C", str(folder), "PYTHONUNBUFFERED=1"]
-        if self.uid == 0:
+        if self.uid in (0, os.geteuid()):  # root owns the folder, or we already are its owner
             return [*inner, "stdbuf", "-o0", "-e0", *argv]
         groups = "--init-groups" if self.known else "--clear-groups"
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", groups, *inner, f"HOME={self.home}",
