@@ -223,9 +223,10 @@ def test_one_bad_file_in_a_folder_refuses_the_whole_run(tmp_path):
 def test_junit_is_for_claim_files_and_list_claims_refuses_what_a_claim_cannot_say():
     res = netbed("run", "handshake", "--junit", "x.xml")
     assert res.returncode == 2 and "--junit is for claim files" in res.stderr
-    res = netbed("list", "--claims", "udp-no-handshake")
-    assert res.returncode == 2 and res.stderr.strip() == \
-        "netbed: udp-no-handshake is about UDP; claim files are about TCP connections"
+    for name in ("udp-no-handshake", "ports", "simultaneous-close", "refused"):  # not one server and one client
+        res = netbed("list", "--claims", name)
+        assert res.returncode == 2 and res.stdout == "", name
+        assert res.stderr.startswith(f"netbed: {name} ") and res.stderr.count("\n") == 1, res.stderr
     res = netbed("list", "--claims", "no-such-experiment")
     assert res.returncode == 2 and "unknown experiment" in res.stderr
 

@@ -38,7 +38,7 @@ def test_trace_on_a_non_pcap_file_is_one_line(tmp_path):
         assert len(res.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.root
+@pytest.mark.netbed
 def test_not_root_is_told_to_use_sudo():
     setpriv = shutil.which("setpriv")
     if setpriv is None:
@@ -58,9 +58,23 @@ def test_list_names_each_experiment_with_its_claim_and_topologies():
     assert {"handshake", "close-client"} <= set(exps)
     for e in exps.values():
         assert e["claim"] and e["gloss"] and e["topologies"]
+        assert "netbed" in e and "forcing" in e
+    assert exps["simultaneous-close"]["netbed"].startswith("netbed's extension")
+    assert "TCP_QUICKACK" in exps["close-client"]["forcing"] and "Content-Length" in exps["close-server"]["forcing"]
 
 
-@pytest.mark.root
+def test_list_shows_netbeds_own_words_and_the_forcing_apart_from_the_lecture():
+    res = netbed("list")
+    assert res.returncode == 0, res.stderr
+    block = res.stdout.split("simultaneous-close", 1)[1].split("\n\n")[0]
+    lines = [line.strip() for line in block.splitlines()]
+    lecture = next(line for line in lines if line.startswith("lecture: 「"))
+    assert "extension" not in lecture
+    assert any(line.startswith("netbed (not the lecture): netbed's extension") for line in lines)
+    assert any(line.startswith("forced: each host's outgoing queue is held") for line in lines)
+
+
+@pytest.mark.netbed
 def test_a_missing_tool_is_named_with_what_to_do(tmp_path):
     """PATH holds every tool but tcpdump: one line that names it and the fix, exit 2, nothing built."""
     import os

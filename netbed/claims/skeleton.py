@@ -73,6 +73,7 @@ class Notebook:
         self.exp, self.out = exp, out
         self.client_host, self.server_host = "client-host", "server-host"
         self.commands: dict[str, tuple[list[str], int | None]] = {}
+        self.facts: dict = {}  # what an experiment notes for its check; a claim file's check does not read it
 
     def ip(self, host: str) -> str:
         return "\0server_ip\0" if host == self.server_host else "\0client_ip\0"
@@ -94,7 +95,7 @@ class Notebook:
                bind: str | None = None, reuseaddr: bool = False) -> _Started:
         self._refuse_udp(udp)
         if to is not None and "server" not in self.commands:
-            raise NotAClaim(f"{self.exp.name}'s client connects where no server listens; a claim file has a server")
+            raise NotAClaim(f"{self.exp.name} connects its client where no server listens; a claim file has a server")
         address, port = to if to is not None else ("\0server_ip\0", server.port if server else DEFAULT_PORT)
         options = [*(["--bind", bind] if bind else []), *(["--reuseaddr"] if reuseaddr else [])]
         self._write(name, "client", ["python3", PEER, "client", *options, address, str(port), "--", *actions], None)
