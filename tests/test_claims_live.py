@@ -17,7 +17,7 @@ from conftest import REPO, netbed
 
 from netbed.claims.skeleton import EXPECT, skeleton
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 DOC = REPO / "docs" / "grading.md"
 PROGRAMS = Path(__file__).with_name("claim_programs")
