@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import IS_ROOT, netbed
+from conftest import IS_ROOT, REPO, netbed
 from test_expect import ACK, FIN, Conn, Seg
 
 from netbed.claims import file as claimfile
@@ -360,3 +360,12 @@ def test_shown_paths_are_relative_to_the_working_folder_where_they_can_be(tmp_pa
     monkeypatch.chdir(tmp_path)
     assert claimfile.shown(tmp_path / "a" / "b.toml") == os.path.join("a", "b.toml")
     assert claimfile.shown(Path("/elsewhere/c.toml")) == "/elsewhere/c.toml"
+
+
+def test_the_docs_skeleton_is_what_netbed_list_claims_prints():
+    doc = (REPO / "docs" / "grading.md").read_text()
+    shown = doc.split("$ .venv/bin/netbed list --claims close-client\n", 1)[1].split("```", 1)[0]
+    printed = skeleton("close-client").replace(str(REPO), "/path/to/netbed")
+    keep = [line for line in shown.splitlines() if not line.startswith("# The lecture")]
+    assert keep == [line for line in printed.splitlines() if not line.startswith("# The lecture")]
+
