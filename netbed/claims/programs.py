@@ -66,15 +66,20 @@ class Watched(Program):
 
     exited_at: float | None = None  # time.time() when it was seen to have exited by itself
     stopped_by_netbed: str | None = None  # "SIGTERM" or "SIGKILL" when netbed ended it
-    _out: list = field(default_factory=list, repr=False)
+    _chunks: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        # one reader per stream, keeping whatever arrives: a child the program left behind may hold the
+        # pipe open long after it ended, and what it printed must not wait for that child
+        self._readers = []
+        for stream in ("stdout", "stderr"):
+            sink = self._chunks[stream] = []
+            reader = threading.Thread(target=_drain, args=(getattr(self.proc, stream), sink), daemon=True)
+            reader.start()
+            self._readers.append(reader)
 
-    def _read(self) -> None:
-        out, err = self.proc.communicate()
-        self._out[:] = [out or "", err or ""]
+    def output(self, stream: str) -> str:
+        return b"".join(self._chunks[stream]).decode(errors="replace")
 
     def poll(self) -> bool:
         """True while it runs; notes when it was first seen to have exited."""
@@ -103,19 +108,24 @@ class Watched(Program):
     def report(self, timeout: float = 30.0) -> dict:
         if self._report is None:
             self.end()
-            # a child it left behind may hold the pipes open: do not wait on it (the run reclaims it)
-            self._reader.join(min(timeout, 2 * GRACE))
-            out, err = self._out or ("", "")
+            for reader in self._readers:  # a child it left behind may hold a pipe: do not wait on it
+                reader.join(min(timeout, 2 * GRACE))
+            out, err = self.output("stdout"), self.output("stderr")
             self._report = {"exit": self.proc.returncode, "node": self.node, "argv": self.argv,
                             "stdout": out[-OUTPUT_TAIL:], "stderr": err[-OUTPUT_TAIL:],
                             "exited_at": self.exited_at, "stopped_by_netbed": self.stopped_by_netbed}
         return self._report
 
 
+def _drain(stream, sink: list[bytes]) -> None:
+    """Keep every chunk of a pipe as it comes, until its end."""
+    while chunk := stream.read1(65536):
+        sink.append(chunk)
+
+
 def start(lab: Lab, name: str, argv: list[str], host: str) -> Watched:
     """Start argv (already wrapped for its user) in `host`; the lab keeps it among its programs."""
-    # errors="replace": a program may print bytes that are not UTF-8; its report must still be read
-    prog = Watched(name, host, lab.tb.popen(host, argv, text=True, errors="replace"), argv, raw=True)
+    prog = Watched(name, host, lab.tb.popen(host, argv), argv, raw=True)  # bytes: decoded with errors="replace"
     lab.programs[name] = prog
     return prog
 
