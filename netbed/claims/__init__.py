@@ -7,6 +7,7 @@ one vocabulary of expectations. Modules:
 
     file.py        read and validate a claim file (before any network is built)
     experiment.py  a claim file as an Experiment: run(lab) starts the programs, check() asserts
+    programs.py    someone else's programs: run as the folder's owner, watched, stopped
     grade.py       run one claim file or a folder of them; verdict table; JUnit XML
     skeleton.py    a claim-file skeleton of a catalog experiment (`netbed list --claims EXP`)
 """
