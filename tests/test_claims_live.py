@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import REPO, netbed
+from conftest import NETBED, REPO, netbed
 
 from netbed.claims.skeleton import EXPECT, skeleton
 
@@ -120,6 +121,17 @@ def test_the_worked_example_of_the_doc_grades_as_the_doc_says(tmp_path):
         saved = json.loads((run / "result.json").read_text())
         again = json.loads(netbed("check", str(run), "--json").stdout)
         assert (again["passed"], again["assertions"]) == (saved["passed"], saved["assertions"]), run
+
+
+def test_two_runs_of_one_class_at_once_build_in_turn_and_agree(tmp_path):
+    """Each claim holds its folder while it builds and runs: the other run never executes a half-built
+    ./server (sabotage: without the lock, one run says 'Permission denied' or 'not executable')."""
+    root = class_folder(tmp_path)
+    runs = [subprocess.Popen([*NETBED, "run", str(root), "--out", str(tmp_path / f"runs{n}")], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for n in (1, 2)]
+    for proc in runs:
+        out, _ = proc.communicate(timeout=600)
+        assert table_rows(out) == doc_table_rows(), out
 
 
 def test_one_claim_file_prints_its_assertions_and_ladder(tmp_path):

@@ -8,6 +8,7 @@ verdict table (one row per claim file, with the first failed assertion as the re
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -91,10 +92,31 @@ def build(claim: Claim) -> dict | None:
             "seconds": round(time.monotonic() - began, 3), "stdout": out[-OUTPUT_TAIL:], "stderr": err[-OUTPUT_TAIL:]}
 
 
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the claim file's folder for one build and run: two netbed runs of the same folder at once
+    would otherwise build ./server while the other runs it ("Permission denied", a half-written binary)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> RunResult:
     """Build, run and check one claim file; its run folder is `out`. Returns the checked result."""
     began = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(claim.folder):
+        result = _build_run_check(claim, out, switch)
+    result.duration = round(time.monotonic() - began, 3)
+    verdict.save(out, result)
+    return result
+
+
+def _build_run_check(claim: Claim, out: Path, switch: str) -> RunResult:
+    """The build, then (if it made the programs) the network, the programs and the check."""
     built = build(claim)
     missing = {}
     if built is None or built["exit"] == 0:
@@ -106,10 +128,7 @@ def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> RunResult:
     topo = topologies.build(claim.topology)
     if (built is not None and built["exit"] != 0) or missing:  # nothing to run: no network is built
         Evidence(out, claim.name, topo.to_json(), [], {}, {CLAIM_FACT: exp.saved()}).save()
-        result = verdict.check_dir(out)
-        result.duration = round(time.monotonic() - began, 3)
-        verdict.save(out, result)
-        return result
+        return verdict.check_dir(out)
     require_emulation("tcpdump")
     try:
         with runstate.owned(sys.argv):
@@ -117,14 +136,10 @@ def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> RunResult:
                                     client_host=claim.client.host, server_host=claim.server.host) as lab:
                 exp.run(lab)
     except NetbedError as exc:  # the run itself broke down: a FAIL that says why
-        result = verdict.broken_run(claim.name, claim.topology, out, str(exc))
-        result.duration = round(time.monotonic() - began, 3)
-        verdict.save(out, result)
-        return result
+        return verdict.broken_run(claim.name, claim.topology, out, str(exc))
     _name_the_client_connection(out, exp)
     result = verdict.check_dir(out)
-    result.duration = round(time.monotonic() - began, 3)
-    runner.write_result(out, result)
+    runner.write_result(out, result)  # the ladder files and manifest.json (result.json again, with its time, after)
     return result
 
 
