@@ -42,16 +42,16 @@ class ClaimExperiment(Experiment):
     missing: dict = field(default_factory=dict)  # section -> why its program cannot start (after the build)
 
     @classmethod
-    def of(cls, claim: Claim, build: dict | None = None, missing: dict | None = None) -> ClaimExperiment:
+    def of(cls, claim: Claim, build: dict | None = None, missing: dict | None = None,
+           source: str | None = None) -> ClaimExperiment:
+        """The claim file as an experiment: named as the file names itself, on its one topology."""
         return cls(claim.name, f"claim file {claim.path.name}", f"{claim.folder.name}/{claim.path.name}",
-                   (claim.topology,), None, spec=claim, build=build, source=_read(claim), missing=missing or {})
+                   (claim.topology,), None, spec=claim, build=build,
+                   source=_read(claim) if source is None else source, missing=missing or {})
 
     @classmethod
     def from_json(cls, data: dict) -> ClaimExperiment:
-        claim = Claim.from_json(data["file"])
-        return cls(claim.name, f"claim file {claim.path.name}", f"{claim.folder.name}/{claim.path.name}",
-                   (claim.topology,), None, spec=claim, build=data.get("build"), source=data.get("source", ""),
-                   missing=data.get("missing") or {})
+        return cls.of(Claim.from_json(data["file"]), data.get("build"), data.get("missing"), data.get("source", ""))
 
     def saved(self) -> dict:
         """What the run folder keeps of the claim (evidence facts), for `from_json` to rebuild it."""
