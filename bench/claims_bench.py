@@ -44,9 +44,10 @@ def skeleton_folder(base: Path) -> list[str]:
 
 
 def durations(argv: list[str]) -> dict[str, float]:
+    """Each run's duration, by experiment (a claim file's run: by the file's name, its experiment's)."""
     out = subprocess.run([*NETBED, *argv, "--json"], capture_output=True, text=True, cwd=REPO)
     results = json.loads(out.stdout)["results"]
-    return {r["experiment"]: r["duration"] for r in results}
+    return {Path(r["claim_file"]).stem if r.get("claim_file") else r["experiment"]: r["duration"] for r in results}
 
 
 def main() -> int:

@@ -139,8 +139,8 @@ def test_one_claim_file_prints_its_assertions_and_ladder(tmp_path):
     page = tmp_path / "report.html"
     res = netbed("run", str(root / "alice" / "http10.toml"), "--out", str(tmp_path / "run"), "--html", str(page))
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "http10-server-closes-first" in page.read_text() and f"report: {page}" in res.stdout
-    assert res.stdout.startswith("PASS  http10-server-closes-first on multi-lan")
+    assert "alice/http10-server-closes-first" in page.read_text() and f"report: {page}" in res.stdout
+    assert res.stdout.startswith("PASS  alice/http10-server-closes-first on multi-lan")
     for line in ("✓ server_states: SYN_RECEIVED → ESTABLISHED → FIN_WAIT_1 → FIN_WAIT_2 → TIME_WAIT",
                  "✓ close: 'four-way'", "✓ client_bytes: 18", "✓ server_bytes: 4141"):
         assert line in res.stdout

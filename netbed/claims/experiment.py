@@ -45,7 +45,7 @@ class ClaimExperiment(Experiment):
     def of(cls, claim: Claim, build: dict | None = None, missing: dict | None = None,
            source: str | None = None) -> ClaimExperiment:
         """The claim file as an experiment: named as the file names itself, on its one topology."""
-        return cls(claim.name, f"claim file {claim.path.name}", f"{claim.folder.name}/{claim.path.name}",
+        return cls(claim.label, f"claim file {claim.path.name}", f"{claim.folder.name}/{claim.path.name}",
                    (claim.topology,), None, spec=claim, build=build,
                    source=_read(claim) if source is None else source, missing=missing or {})
 

@@ -85,6 +85,12 @@ class Claim:
     def folder(self) -> Path:
         return self.path.parent
 
+    @property
+    def label(self) -> str:
+        """What its runs are called: the student's folder and the claim's name ("alice/http10"), so the
+        runs of a class stay apart, and apart from the catalog experiment a claim may be named after."""
+        return f"{self.folder.name}/{self.name}"
+
     def build_argv(self) -> list[str]:
         return shlex.split(self.build or "")
 

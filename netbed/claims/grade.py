@@ -127,16 +127,16 @@ def _build_run_check(claim: Claim, out: Path, switch: str) -> RunResult:
     exp = ClaimExperiment.of(claim, built, missing)
     topo = topologies.build(claim.topology)
     if (built is not None and built["exit"] != 0) or missing:  # nothing to run: no network is built
-        Evidence(out, claim.name, topo.to_json(), [], {}, {CLAIM_FACT: exp.saved()}).save()
+        Evidence(out, claim.label, topo.to_json(), [], {}, {CLAIM_FACT: exp.saved()}).save()
         return verdict.check_dir(out)
     require_emulation("tcpdump")
     try:
         with runstate.owned(sys.argv):
-            with runner.lab_session(topo, out, experiment=claim.name, switch=switch, ipv6=claim.ipv6,
+            with runner.lab_session(topo, out, experiment=claim.label, switch=switch, ipv6=claim.ipv6,
                                     client_host=claim.client.host, server_host=claim.server.host) as lab:
                 exp.run(lab)
     except NetbedError as exc:  # the run itself broke down: a FAIL that says why
-        return verdict.broken_run(claim.name, claim.topology, out, str(exc))
+        return verdict.broken_run(claim.label, claim.topology, out, str(exc))
     _name_the_client_connection(out, exp)
     result = verdict.check_dir(out)
     runner.write_result(out, result)  # the ladder files and manifest.json (result.json again, with its time, after)
@@ -168,7 +168,7 @@ def series(count: int) -> Iterator[None]:
 def run_folder_for(base: Path | None, claim: Claim, single: bool) -> Path:
     if base is not None and single:
         return base
-    return runner.new_run_dir(base or Path("runs"), _slug(claim.name), claim.topology)
+    return runner.new_run_dir(base or Path("runs"), _slug(claim.label), claim.topology)
 
 
 def _slug(name: str) -> str:
