@@ -12,8 +12,10 @@ Call it after `preflight.require_root()`: for an ordinary user the root message 
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,6 +32,7 @@ NEEDED = {
 }
 HINT = "a container started without --privileged? Start it with `docker run --privileged ...`"
 PROC_SYS = "/proc/sys"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def effective_capabilities(status: str) -> int:
@@ -45,6 +48,14 @@ def missing_capabilities(status: str) -> list[str]:
     return [name for name, bit in NEEDED.items() if not mask >> bit & 1]
 
 
+def _die_with_parent() -> None:
+    """In the probe's child, before exec: SIGKILL it when netbed dies. The check runs before netbed
+    handles SIGTERM (nothing is created yet), so a SIGTERM then ends netbed at once; without this
+    the probe, which carries the run's environment, would outlive it (seen on a loaded machine)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def try_network_namespace() -> str | None:
     """Create an empty network namespace and leave it at once; None if that worked, else why not."""
     if shutil.which("unshare") is None:
@@ -52,7 +63,7 @@ def try_network_namespace() -> str | None:
     try:
         # the interpreter itself as the command: it is there even when PATH is not
         proc = subprocess.run(["unshare", "--net", sys.executable, "-c", ""], capture_output=True, text=True,
-                              timeout=10)
+                              timeout=10, preexec_fn=_die_with_parent)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     if proc.returncode == 0:
