@@ -11,9 +11,10 @@ PYTEST_ARGS ?= -n 2
 setup:
 	@bash scripts/install.sh
 
-# The main job: every experiment on every topology it supports, a verdict table, artifacts under runs/.
+# The main job: every experiment on every topology it supports, a verdict table, artifacts under runs/,
+# and the report page runs/report.html (docs/report.png is a screenshot of it).
 demo: setup
-	$(NETBED) run --all
+	$(NETBED) run --all --html runs/report.html
 
 # The whole suite: pure tests and the real ones (root, kernel, Mininet). pytest's exit 5
 # ("no tests collected") is a failure here, never a silent pass.

@@ -132,7 +132,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$venv_version" != "$python_version" ]; then
 fi
 if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -e "${here}[test]"
+  "$venv/bin/python" -m pip install -q -e "${here}[test,bench]"
   touch "$stamp"
 fi
 "$venv/bin/python" -c 'import mininet, netbed' || die "the venv cannot import mininet and netbed"

@@ -88,6 +88,10 @@ def test_each_experiment_shows_its_lecture_claim_and_gloss(page):
         exp = get(name)
         assert f'<p class="rp-claim" lang="zh">「{escape(exp.claim)}」</p>' in text
         assert f'<p class="rp-gloss">{escape(exp.gloss)}</p>' in text
+        if exp.forcing:
+            assert f'<p class="rp-forcing"><b>Forced:</b> {escape(exp.forcing)}</p>' in text
+        if exp.netbed:
+            assert f'<p class="rp-netbed"><b>netbed, not the lecture:</b> {escape(exp.netbed)}</p>' in text
 
 
 def test_page_is_self_contained_and_links_only_to_its_own_sections_and_the_pcaps(page):

@@ -19,9 +19,9 @@ about; the experiment chooses their order and timing so that the verdict is dete
     close          close()
     kill           SIGKILL ourselves: the kernel closes what we leave open
 
-    peer.py server PORT [--bind ADDR] [--udp] -- ACTIONS...
+    peer.py server PORT [--bind ADDR] [--udp] [--reuseport] -- ACTIONS...
     peer.py client HOST PORT [--bind ADDR[:PORT]] [--reuseaddr] [--udp] -- ACTIONS...
-    peer.py bind HOST PORT [--reuseaddr]      (bind only: is the address free?)
+    peer.py bind HOST PORT [--reuseaddr] [--reuseport]      (bind only: is the address free?)
 
 The report is one JSON line on stdout (written before `kill`, which never returns). An action
 that fails ends the script: the report names it (`failed_at`) and, for an action that asks the
@@ -253,6 +253,8 @@ def run_server(args: argparse.Namespace) -> int:
     lsock = socket.socket(family, kind)
     if not args.no_reuseaddr:
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.reuseport:  # SO_REUSEPORT: several sockets may share the port (breaks "one port, one app")
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     lsock.bind((args.bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), args.port))
     settings, actions = leading_settings(args.actions)
     peer = Peer(lsock, "server", udp=args.udp)
@@ -304,6 +306,8 @@ def run_bind(args: argparse.Namespace) -> int:
     sock = socket.socket(family_of(args.host), socket.SOCK_STREAM)
     if args.reuseaddr:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     peer = Peer(sock, "bind", udp=False)
     try:
         sock.bind((args.host, args.port))
@@ -312,7 +316,7 @@ def run_bind(args: argparse.Namespace) -> int:
         peer.error = errno.errorcode.get(exc.errno, str(exc.errno))
         peer.note("bind-failed", error=os.strerror(exc.errno or 0))
     peer.local = (args.host, args.port)
-    peer.report(reuseaddr=args.reuseaddr)
+    peer.report(reuseaddr=args.reuseaddr, reuseport=args.reuseport)
     sock.close()
     return 0 if peer.error is None else 1
 
@@ -330,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     bind.add_argument("port", type=int)
     bind.add_argument("--reuseaddr", action="store_true")
     server.add_argument("--no-reuseaddr", action="store_true")
+    for p in (server, bind):
+        p.add_argument("--reuseport", action="store_true", help="SO_REUSEPORT before binding")
     client.add_argument("--reuseaddr", action="store_true", help="SO_REUSEADDR before binding")
     for p in (server, client):
         p.add_argument("--bind", help="local address (client: ADDR or ADDR:PORT)")
