@@ -91,6 +91,7 @@ def normalise(command: str, text: str) -> str:
     out = re.sub(r"8000\.[0-9a-f]{12}", "8000.BRIDGEID", out)
     out = re.sub(r"\d+(\.\d+)?/\d+(\.\d+)?/\d+(\.\d+)?/\d+(\.\d+)? ms", "RTT ms", out)
     out = re.sub(r"time[=<]\d+(\.\d+)? ?ms", "time=T ms", out)
+    out = re.sub(r"packet loss, time \d+ms", "packet loss, time Tms", out)
     out = re.sub(r"\d+(\.\d+)? [KMG]?bits/sec", "R bits/sec", out)
     out = re.sub(r"\[\d+/\w+/\d+ [\d:]+\]", "[DATE]", out)
     out = re.sub(r"(packets|bytes|errors|dropped|overruns|frame|carrier|collisions) \d+( \(.*?\))?", r"\1 N", out)
