@@ -37,6 +37,7 @@ declare -A wanted=(
   [ping]=iputils-ping [bpftrace]=bpftrace [tshark]=tshark [curl]=curl [ss]=iproute2
   [ifconfig]=net-tools [ethtool]=ethtool [pgrep]=procps [make]=make
   [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby [shellcheck]=shellcheck [zsh]=zsh
+  [gcc]=gcc [setpriv]=util-linux [stdbuf]=coreutils  # claim files: students' C, run as their folder's owner
 )
 missing=()
 if [ "${NETBED_WITH_BROWSER:-1}" != 0 ]; then
