@@ -34,6 +34,9 @@ declare -A wanted=(
   [ping]=iputils-ping [bpftrace]=bpftrace [tshark]=tshark [curl]=curl [ss]=iproute2
   [ifconfig]=net-tools [ethtool]=ethtool [pgrep]=procps [make]=make
   [chromium]=chromium [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby
+  # the dhcp experiment: a real DHCP server (dnsmasq-base: the binary, no system service that would
+  # start on the machine) and a real DHCP client (busybox's udhcpc), both run only inside hosts
+  [dnsmasq]=dnsmasq-base [busybox]=busybox [setpriv]=util-linux
 )
 missing=()
 # the HTML report quotes the lecture in Chinese: a CJK font, so the browser shows more than boxes
