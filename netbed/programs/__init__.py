@@ -13,6 +13,7 @@ from netbed.network import Testbed
 PEER = str(Path(__file__).with_name("peer.py"))
 HTTPD = str(Path(__file__).with_name("httpd.py"))
 UNPRIVILEGED = str(Path(__file__).with_name("unprivileged.py"))
+ACCEPTOR = str(Path(__file__).with_name("acceptor.py"))
 
 
 @dataclass
