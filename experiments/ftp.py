@@ -69,7 +69,7 @@ def check(ev: Evidence, expect: Expect) -> None:
     packets = read_packets(ev.directory / "client.pcap")
     conns = ev.trace("client").connections
     for name, mode in MODES.items():
-        report = ev.program(name)
+        expect.equal(f"{mode}: curl fetched it (exit status 0)", 0, ev.program(name)["exit"])
         got = ev.directory / f"{mode}.bin"
         got_bytes = got.read_bytes() if got.is_file() else b""
         expect.equal(f"{mode}: the file arrives intact (size, SHA-256)", (len(served), hashlib.sha256(served).hexdigest()),
