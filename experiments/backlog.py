@@ -55,7 +55,11 @@ def until(what: str, ready) -> None:
         time.sleep(POLL)
 
 
-def run(lab: Lab, accept_at_once: bool = False) -> None:
+def run(lab: Lab) -> None:
+    connect_clients(lab)
+
+
+def connect_clients(lab: Lab, accept_at_once: bool = False) -> None:
     go = lab.signal_path("accept")
     argv = [sys.executable, ACCEPTOR, str(DEFAULT_PORT), "--backlog", str(BACKLOG), "--connections", str(CLIENTS)]
     server = lab.start("server", argv + ([] if accept_at_once else ["--accept-after", go]), host=lab.server_host,

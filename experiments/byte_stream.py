@@ -49,6 +49,12 @@ def ip_delivered(lab: Lab, host: str) -> int:
 
 
 def run(lab: Lab) -> None:
+    tcp_part(lab)
+    udp_part(lab)
+
+
+def tcp_part(lab: Lab) -> None:
+    """Three sends; one read, once the server's kernel queues all of them."""
     sends = [f"send:{n}" for n in SENDS]
     go = lab.signal_path("read")
     server = lab.server([f"wait-file:{go}", f"read:{BIG_READ}", "recv-eof", "close"])
@@ -63,6 +69,10 @@ def run(lab: Lab) -> None:
     lab.signal("read")
     lab.wait(client, server)
 
+
+def udp_part(lab: Lab) -> None:
+    """Three datagrams; three reads, once the server's kernel has all of them."""
+    sends = [f"send:{n}" for n in SENDS]
     before = ip_delivered(lab, lab.server_host)
     go_udp = lab.signal_path("read-udp")
     udp_server = lab.server([f"wait-file:{go_udp}", *[f"read:{BIG_READ}"] * len(SENDS)], port=UDP_PORT,

@@ -31,7 +31,12 @@ CONCURRENT_GAP = 0.5 * WORK
 MODES = {"iterative": DEFAULT_PORT, "concurrent": DEFAULT_PORT + 1}
 
 
-def run(lab: Lab, modes: dict[str, str] | None = None) -> None:
+def run(lab: Lab) -> None:
+    serve_two_by_two(lab)
+
+
+def serve_two_by_two(lab: Lab, modes: dict[str, str] | None = None) -> None:
+    """For each mode, a server and two clients that ask at once (`modes` may swap a server's mode)."""
     for label, port in MODES.items():
         mode = (modes or {}).get(label, label)
         server = lab.start(f"server-{label}", [sys.executable, ACCEPTOR, str(port), "--mode", mode, "--work", str(WORK),

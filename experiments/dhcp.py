@@ -56,7 +56,11 @@ def start_server(lab: Lab, pool: tuple[int, int] = POOL) -> None:
     lab.tb.wait_listening(lab.server_host, 67, proto="udp", proc=prog.proc)
 
 
-def run(lab: Lab, serve: bool = True) -> None:
+def run(lab: Lab) -> None:
+    ask_for_addresses(lab)
+
+
+def ask_for_addresses(lab: Lab, serve: bool = True) -> None:
     hosts = clients(lab)
     for host in hosts:
         intf = lab.tb.spec(host).interfaces[0].name

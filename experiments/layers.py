@@ -31,6 +31,10 @@ TCP_HEADER = 20  # without options
 
 
 def run(lab: Lab) -> None:
+    fetch_page(lab)
+
+
+def fetch_page(lab: Lab) -> None:
     www = lab.out / "www"
     www.mkdir(exist_ok=True)
     (www / PAGE).write_text("<p>layers</p>\n")

@@ -28,7 +28,11 @@ def unprivileged(lab: Lab, name: str, peer_args: list[str], port: int | None = N
     return lab.start(name, [sys.executable, UNPRIVILEGED, user, "--", *peer_args], host=lab.server_host, port=port)
 
 
-def run(lab: Lab, user: str = USER) -> None:
+def run(lab: Lab) -> None:
+    bind_as(lab, USER)
+
+
+def bind_as(lab: Lab, user: str) -> None:
     lab.facts["ip_unprivileged_port_start"] = int(lab.read_sysctl(lab.server_host,
                                                                   "net.ipv4.ip_unprivileged_port_start"))
     for port in TRIED:
