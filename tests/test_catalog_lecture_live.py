@@ -132,7 +132,7 @@ def test_breaking_the_lecture_claim_fails_its_key_assertion(experiment, tmp_path
     sabotage, topology, key = SABOTAGE[experiment]
     monkeypatch.setattr(exp.module, "run", sabotage)
     result = runner.run_experiment(exp, topology, tmp_path / "run")
-    assert not result["passed"]
-    by_name = {a["name"]: a for a in result["assertions"]}
+    assert not result.passed
+    by_name = {a.name: a for a in result.assertions}
     assert key in by_name, f"{key!r} not asserted; assertions: {list(by_name)}"
-    assert not by_name[key]["passed"], by_name[key]
+    assert not by_name[key].passed, by_name[key]
