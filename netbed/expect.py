@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from netbed.trace.model import PSH as PSH_BIT
+from netbed.trace.constants import PSH as PSH_BIT
 from netbed.trace.model import flag_text
 
 _TERM = re.compile(r"^(seq|ack|len)(=|>|<)([a-z]\w*|\d+)(?:([+-])(\d+))?$")

@@ -65,10 +65,10 @@ def run_dirs(paths: Iterable[Path]) -> list[Path]:
     """The run folders named by `paths`: a run folder itself, or a folder of run folders (``runs/``)."""
     found: list[Path] = []
     for path in map(Path, paths):
-        if (path / EVIDENCE).is_file():
+        if _is_run(path):
             found.append(path)
         elif path.is_dir():
-            inside = sorted(p for p in path.iterdir() if (p / EVIDENCE).is_file())
+            inside = sorted(p for p in path.iterdir() if _is_run(p))
             if not inside:
                 raise NetbedError(f"{path} is neither a netbed run folder nor a folder of run folders "
                                   f"(no {EVIDENCE} in it or below it)")
@@ -76,6 +76,13 @@ def run_dirs(paths: Iterable[Path]) -> list[Path]:
         else:
             raise NetbedError(f"no such folder: {path}")
     return found
+
+
+def _is_run(path: Path) -> bool:
+    try:
+        return (path / EVIDENCE).is_file()
+    except PermissionError:  # a folder this user may not look into is no run folder of theirs
+        return False
 
 
 def results_from_dirs(paths: Iterable[Path]) -> list[RunResult]:
