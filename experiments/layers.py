@@ -7,7 +7,8 @@ import sys
 from netbed.expect import Expect
 from netbed.experiment import Evidence, Lab
 from netbed.programs import HTTPD
-from netbed.trace.layers import ETHERNET_HEADER, read_packets
+from netbed.trace.constants import ETH_IPV4, ETHERNET_HEADER, IPV4_HEADER, TCP_HEADER
+from netbed.trace.layers import read_packets
 
 NAME = "layers"
 ORDER = 8
@@ -26,8 +27,6 @@ TOPOLOGIES = ("lan", "multi-lan", "wan")
 PORT = 8000  # the lecture: django默认端口:8000
 PAGE = "index.html"
 WRITE_OUT = "netbed-local %{local_ip} %{local_port} %{remote_ip} %{remote_port}\n"
-IPV4_HEADER = 20  # without options
-TCP_HEADER = 20  # without options
 
 
 def run(lab: Lab) -> None:
@@ -70,7 +69,7 @@ def check(ev: Evidence, expect: Expect) -> None:
         requests[point] = found[0]
     first = requests[points[0]]
     request_line = first.payload.split(b"\r\n", 1)[0].decode("ascii", "replace")
-    expect.equal("link layer: Ethernet header of 14 bytes, carrying IPv4 (EtherType 0x0800)", (ETHERNET_HEADER, 0x0800),
+    expect.equal("link layer: Ethernet header of 14 bytes, carrying IPv4 (EtherType 0x0800)", (ETHERNET_HEADER, ETH_IPV4),
                  (len(first.link), first.ethertype))
     expect.equal("network layer: IPv4 header of 20 bytes, from the client's address to the server's (as curl saw them)",
                  (IPV4_HEADER, local_ip, remote_ip), (len(first.network), first.src_ip, first.dst_ip))

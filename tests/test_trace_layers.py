@@ -67,11 +67,15 @@ def test_dhcp_messages_are_named_with_their_lease(tmp_path):
     assert bootp(b"not dhcp") is None
 
 
-def test_a_file_it_cannot_read_is_one_clear_error(tmp_path):
+def test_pcapng_reads_the_same_and_other_link_types_are_one_clear_error(tmp_path):
     seg = tcp(1, 2, 0, 0, "S")
-    path = write_pcapng(tmp_path / "x.pcapng", [Packet(0, ipv4("10.0.0.1", "10.0.0.2", 6, seg))])
-    with pytest.raises(PcapError, match="classic pcap"):
-        read_packets(path)
-    raw = write_pcap(tmp_path / "raw.pcap", [Packet(0, ipv4("10.0.0.1", "10.0.0.2", 6, seg))], linktype=101)
+    packets = [Packet(0, ipv4("10.0.0.1", "10.0.0.2", 6, seg))]
+    ng = read_packets(write_pcapng(tmp_path / "x.pcapng", packets))
+    classic = read_packets(write_pcap(tmp_path / "x.pcap", packets))
+    assert [p.frame for p in ng] == [p.frame for p in classic]
+    raw = write_pcap(tmp_path / "raw.pcap", packets, linktype=101)
     with pytest.raises(PcapError, match="Ethernet"):
         read_packets(raw)
+    (tmp_path / "junk").write_bytes(b"hello world")
+    with pytest.raises(PcapError):
+        read_packets(tmp_path / "junk")

@@ -4,28 +4,29 @@ The columnar reader (``pcap.py``) keeps header *fields* for millions of frames a
 A few experiments need the bytes themselves — a request frame taken apart header by header, the
 text of an FTP control connection, a DHCP message's type — for the handful of frames a teaching
 capture holds. So this module reads an Ethernet capture record by record into plain objects that
-keep each layer's bytes. It reads what tcpdump writes (classic pcap, Ethernet); anything else is a
-:class:`PcapError` naming what it found.
+keep each layer's bytes. Records are found by the same container reader as every capture's
+(classic pcap or pcapng); frames of a link type other than Ethernet are a :class:`PcapError`.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
-import struct
 from dataclasses import dataclass
 
-from .pcap import ETH_IPV4, PcapError
+from .constants import (
+    ETH_IPV4,
+    ETHERNET_HEADER,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    IPV4_HEADER,
+    TCP_HEADER,
+    UDP_HEADER,
+    LinkType,
+)
+from .container import ContainerReader, PcapError
 
 __all__ = ["Packet", "read_packets", "tcp_stream", "Bootp", "bootp"]
 
-LINKTYPE_ETHERNET = 1
-ETHERNET_HEADER = 14  # destination MAC, source MAC, EtherType
-PCAP_HEADER = 24
-RECORD_HEADER = 16
-IPPROTO_TCP, IPPROTO_UDP = 6, 17
-UDP_HEADER = 8
-_MAGIC = {b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\xa1\xb2\xc3\xd4": (">", 1e-6),
-          b"\x4d\x3c\xb2\xa1": ("<", 1e-9), b"\xa1\xb2\x3c\x4d": (">", 1e-9)}
 
 
 def _mac(raw: bytes) -> str:
@@ -105,10 +106,10 @@ def _decode(number: int, time: float, frame: bytes) -> Packet:
     ip = frame[ETHERNET_HEADER:]
     ihl = (ip[0] & 0x0F) * 4 if ip else 0
     total = int.from_bytes(ip[2:4], "big") if len(ip) >= 4 else 0
-    if len(ip) < 20 or ihl < 20 or total < ihl:
+    if len(ip) < IPV4_HEADER or ihl < IPV4_HEADER or total < ihl:
         return Packet(number, time, frame, link)
     network, rest = ip[:ihl], ip[ihl:total]
-    if network[9] == IPPROTO_TCP and len(rest) >= 20:
+    if network[9] == IPPROTO_TCP and len(rest) >= TCP_HEADER:
         offset = (rest[12] >> 4) * 4
         return Packet(number, time, frame, link, network, rest[:offset], rest[offset:])
     if network[9] == IPPROTO_UDP and len(rest) >= UDP_HEADER:
@@ -117,26 +118,18 @@ def _decode(number: int, time: float, frame: bytes) -> Packet:
 
 
 def read_packets(path: str | os.PathLike[str]) -> list[Packet]:
-    """Every frame of a classic-pcap Ethernet capture (what netbed's tcpdump writes), in file order."""
+    """Every frame of an Ethernet capture (classic pcap or pcapng), in file order."""
+    name = os.fspath(path)
     with open(path, "rb") as f:
         data = f.read()
-    if data[:4] not in _MAGIC:
-        raise PcapError(f"{os.fspath(path)}: not a classic pcap file (the layer reader reads what tcpdump -w writes)")
-    order, unit = _MAGIC[data[:4]]
-    if len(data) < PCAP_HEADER:
-        raise PcapError(f"{os.fspath(path)}: the pcap header is cut short")
-    linktype = struct.unpack_from(order + "I", data, 20)[0] & 0x0FFFFFFF
-    if linktype != LINKTYPE_ETHERNET:
-        raise PcapError(f"{os.fspath(path)}: link type {linktype}, the layer reader reads Ethernet (1) only")
-    record = struct.Struct(order + "IIII")
-    packets, o = [], PCAP_HEADER
-    while o + RECORD_HEADER <= len(data):
-        sec, frac, incl, _orig = record.unpack_from(data, o)
-        frame = data[o + RECORD_HEADER:o + RECORD_HEADER + incl]
-        if len(frame) < incl:
-            break  # a record cut short at the end: the capture stopped there
-        packets.append(_decode(len(packets) + 1, sec + frac * unit, frame))
-        o += RECORD_HEADER + incl
+    index, _used = ContainerReader(name).index(data, final=True)
+    packets = []
+    for start, caplen, time, linktype in zip(index.start.tolist(), index.caplen.tolist(), index.time.tolist(),
+                                             index.linktype.tolist()):
+        if linktype != LinkType.ETHERNET:
+            raise PcapError(f"{name}: link type {linktype}; the layer reader reads Ethernet "
+                            f"({LinkType.ETHERNET:d}) only")
+        packets.append(_decode(len(packets) + 1, time, data[start:start + caplen]))
     return packets
 
 
