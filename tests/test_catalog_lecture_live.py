@@ -9,7 +9,7 @@ from netbed import runner
 from netbed.experiment import get
 from netbed.programs import HTTPD
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 
 def byte_stream_read_as_it_comes(lab):
