@@ -23,7 +23,8 @@ FORCING = ("The clients start one after the other, each once the kernel shows wh
            "accept queue or in SYN-SENT); the server starts accepting only after every waiting client's SYN has "
            "been retried at least once.")
 GLOSS = ("The kernel accepts connections for a server before the server does: handshakes complete up to the "
-         "backlog without accept(); further SYNs are dropped and retried until the server takes its clients.")
+         "backlog without accept(); further SYNs are dropped and retried until the server takes its clients. Forced: "
+         "the server accepts only after every waiting SYN was retried.")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 BACKLOG = 2
 CLIENTS = 5

@@ -18,7 +18,7 @@ FORCING = ("The receivers read only once everything has arrived: the TCP server 
            "(ss Recv-Q), the UDP server when its kernel counted three datagrams delivered (/proc/net/snmp "
            "Ip InDelivers: nothing else reaches that host meanwhile).")
 GLOSS = ("A byte stream has no message boundaries: three TCP sends come back in one recv(), while three UDP "
-         "datagrams come back as three.")
+         "datagrams come back as three. Forced: the receivers read only once everything has arrived.")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 SENDS = (100, 200, 300)
 UDP_PORT = DEFAULT_PORT + 1

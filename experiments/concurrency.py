@@ -20,7 +20,8 @@ NETBED = ("Two clients send a request at the same moment to a server that needs 
 FORCING = ("Both clients connect first and send their requests together, when a signal file appears, so that the "
            "server has both requests at the same time.")
 GLOSS = ("Iterative vs concurrent: one server makes the second client wait for the first to be served, the other "
-         "serves both at once; the gap between the answers shows it on the wire.")
+         "serves both at once; the gap between the answers shows it on the wire. Forced: both clients send their "
+         "requests together.")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 WORK = 1.0  # seconds of "work" per request
 # Thresholds on the gap between the two answers, each with room for a busy machine: an iterative server

@@ -15,7 +15,8 @@ FORCING = ("Each client hands its descriptor back from Python's socket object (s
            "neither Python nor the program closes it: only the kernel's cleanup of the ending process does. The "
            "servers acknowledge the FIN at once and close 0.2 s later, so the close has four segments.")
 GLOSS = ("exit() and returning from main, with the socket left open: the kernel closes the descriptor as the "
-         "process ends, and the connection closes with a FIN, like close() would (SIGKILL is close-on-exit).")
+         "process ends, and the connection closes with a FIN, like close() would (SIGKILL is close-on-exit). Forced: "
+         "the descriptor is detached from Python's socket object, so only the kernel closes it.")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 ENDINGS = {"client-exit": ("exit", DEFAULT_PORT), "client-return": ("return", DEFAULT_PORT + 1)}
 

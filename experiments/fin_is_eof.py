@@ -15,7 +15,8 @@ NETBED = ("The client sends 50,000 bytes and closes. The server's kernel has the
 FORCING = ("The server starts reading only when the kernel shows its socket in CLOSE_WAIT (the FIN has "
            "arrived), and it pauses 20 ms between reads.")
 GLOSS = ("A FIN is end-of-file, queued behind the data: the server reads every byte sent before the FIN, slowly, "
-         "after the FIN arrived, and only then does recv() return 0.")
+         "after the FIN arrived, and only then does recv() return 0. Forced: the reads start once the socket is in "
+         "CLOSE_WAIT.")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 DATA = 50_000
 READ = 5_000

@@ -12,7 +12,8 @@ NETBED = ("The client's last 1,000 bytes and its FIN travel in one segment (flag
 FORCING = ("The client corks its socket (TCP_CORK): what it writes waits in its kernel until close(), which "
            "sends the data and the FIN together. Without the cork the data usually leaves at once and the FIN "
            "follows in a segment of its own.")
-GLOSS = "The FIN can ride on data: the client's last write and its FIN leave as one segment, `FP.` with a payload."
+GLOSS = ("The FIN can ride on data: the client's last write and its FIN leave as one segment, `FP.` with a payload. "
+         "Forced: the client corks its socket (TCP_CORK) until close().")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 DATA = 1000
 

@@ -23,7 +23,7 @@ NETBED = ("curl's HTTP request, captured at every point of the path and taken ap
           "change) and the TCP header and the request are the same bytes end to end.")
 GLOSS = ("One request frame, layer by layer: Ethernet MACs, IP addresses, TCP ports, the HTTP request line, each "
          "header's size; routers rewrite the link layer on every hop, IP and TCP travel unchanged.")
-TOPOLOGIES = ("lan", "multi-lan", "wan")
+TOPOLOGIES = ("multi-lan", "wan", "lan")  # routers first: the claim is about what they change
 PORT = 8000  # the lecture: django默认端口:8000
 PAGE = "index.html"
 WRITE_OUT = "netbed-local %{local_ip} %{local_port} %{remote_ip} %{remote_port}\n"
