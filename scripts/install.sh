@@ -37,7 +37,10 @@ declare -A wanted=(
   [ping]=iputils-ping [bpftrace]=bpftrace [tshark]=tshark [curl]=curl [ss]=iproute2
   [ifconfig]=net-tools [ethtool]=ethtool [pgrep]=procps [make]=make
   [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby [shellcheck]=shellcheck [zsh]=zsh
-  [gcc]=gcc [setpriv]=util-linux [stdbuf]=coreutils  # claim files: students' C, run as their folder's owner
+  # the dhcp experiment: a real DHCP server (dnsmasq-base: the binary, no system service that would
+  # start on the machine) and a real DHCP client (busybox's udhcpc), both run only inside hosts
+  [dnsmasq]=dnsmasq-base [busybox]=busybox [setpriv]=util-linux
+  [gcc]=gcc [stdbuf]=coreutils  # claim files: students' C built by gcc; programs' output unbuffered
 )
 missing=()
 if [ "${NETBED_WITH_BROWSER:-1}" != 0 ]; then
