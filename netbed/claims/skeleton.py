@@ -39,6 +39,9 @@ EXPECT: dict[str, dict[str, object]] = {
                    "client_states": ["SYN_SENT", "ESTABLISHED", "CLOSED"]},
     "lan-ethernet": {"handshake": "complete", "client_bytes": 100, "connections": 1},
     "ipv6-handshake": {**CLIENT_FIN_FIRST, "client_bytes": 1000, "ladder": FOUR_WAY_CLOSE},
+    "fin-with-data": {**CLIENT_FIN_FIRST, "client_bytes": 1000, "ladder": [
+        "client > FP. seq=f len=1000", "server > .  ack=f+1001 len=0", "server > F. seq=g",
+        "client > .  ack=g+1 len=0"]},
     "close-server": {"handshake": "complete", "initiator": "server", "ladder": ["server > F."],
                      "client_states": ["CLOSE_WAIT", "LAST_ACK"], "server_states": ["FIN_WAIT_1", "TIME_WAIT"],
                      "client_exit": 0, "client_output": "http 200 5000", "connections": 1},
