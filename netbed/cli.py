@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from netbed import topo_cli, topologies
+from netbed import custom_topo, lab, topo_cli, topologies
 from netbed.errors import NetbedError, exit_code_of
 from netbed.network import SWITCHES
 
@@ -35,6 +35,8 @@ examples:
   netbed topo multi-lan --lans 3 --test pingall
   netbed topo wan --routers 3 --test ping-ends first host to last, across 3 routers
   netbed topo lan --cli                        Mininet's CLI before tearing down
+  netbed topo --topo tree,depth=2,fanout=3     a Mininet built-in, as `mn --topo` takes it
+  netbed topo --custom mytopo.py --topo mytopo,3 --cli   your own Mininet Topo, as `mn --custom` reads it
 """,
     "run": """\
 examples:
@@ -43,6 +45,15 @@ examples:
   netbed run --all                              every experiment on every topology, a verdict table
   netbed run --all --topo lan --html report.html
   netbed run --all --json > results.json        nothing but JSON on stdout, no progress
+  netbed run handshake --topo linear,3          on a Mininet built-in topology
+  netbed run close-client --custom mytopo.py --topo mytopo --client h1 --server h3
+""",
+    "lab": """\
+examples:
+  netbed lab lan --hosts 3                      Mininet's CLI; every host interface captured from the start
+  netbed lab --custom mytopo.py --topo mytopo   the same on your own Mininet Topo
+  netbed lab lan --script session.cli           replay CLI commands without a person (CI)
+  on exit: every TCP connection of the session, classified, with ladder and kernel states (lab.html)
 """,
     "list": """\
 examples:
@@ -96,13 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
                               epilog=COMMAND_EXAMPLES[name], formatter_class=raw)
 
     p = command("topo", "build a topology, test reachability, tear down (like mn)")
-    p.add_argument("name", help=f"one of {', '.join(topologies.TOPOLOGIES)}")
+    p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, --custom)")
     topo_cli.add_arguments(p)
+    custom_topo.add_topo_arguments(p)
 
     p = command("run", "run experiments, check them, write run folders")
     p.add_argument("name", nargs="?", help="experiment name (see netbed list)")
     p.add_argument("--all", action="store_true", help="every experiment on every topology it supports")
-    p.add_argument("--topo", help="topology (default: the experiment's first)")
+    p.add_argument("--topo", help="topology (default: the experiment's first); also a Mininet one: single,3, "
+                   "tree,depth=2 or a --custom file's")
+    custom_topo.add_run_arguments(p)
     p.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
     p.add_argument("--switch", default="bridge", help="bridge (default) or ovs")
     p.add_argument("--json", action="store_true", help="print the result as JSON (and nothing else)")
@@ -128,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="a run folder, or a folder of them (runs/)")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML page `netbed run --html` writes")
     p.add_argument("--json", action="store_true", help="print the verdicts as `netbed run --all --json` does")
+
+    p = command("lab", "an interactive lab: Mininet's CLI, every host captured, each TCP connection classified")
+    p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, --custom)")
+    lab.add_arguments(p)
 
     command("clean", "remove what dead runs left behind (and only that)")
 
@@ -156,6 +174,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_topo(args: argparse.Namespace) -> int:
+    chosen = custom_topo.wanted(args.name, args.topo, args.custom)
+    if chosen is not None:
+        return custom_topo.run_topology(args, chosen)
+    if args.name is None:
+        raise NetbedError(f"name a topology: one of {', '.join(topologies.TOPOLOGIES)}, or --topo/--custom")
     topologies.module(args.name)
     return topo_cli.run_topology(args.name, args)
 
@@ -204,8 +227,13 @@ def _read(reader, path: Path):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netbed import runner
+    from netbed.preflight import require_emulation
+    from netbed.runfolder import check_base
 
-    pairs = runner.plan(args.name, args.topo, args.all)
+    custom = custom_topo.from_run_args(args)
+    pairs = runner.plan(args.name, None if custom else args.topo, args.all, custom)
+    require_emulation("tcpdump")  # before anything touches the disk
+    check_base(args.out or Path("runs"), "--out" if args.out else "run folder")
     if args.html is not None:
         check_writable(args.html)  # before minutes of runs, not after
     results = []
@@ -213,10 +241,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             if len(pairs) > 1:  # one registration and one kernel state tracer for the whole series
                 from netbed import runstate
-                from netbed.preflight import require_emulation
 
-                topologies.build(pairs[0][1])  # bad input is reported before anything starts
-                require_emulation("tcpdump")
+                if custom is None:
+                    topologies.build(pairs[0][1])  # bad input is reported before anything starts
                 stack.enter_context(runstate.owned(sys.argv))
                 stack.enter_context(runner.shared_state_tracer())
             progress = stack.enter_context(progress_for(quiet=args.json, total=len(pairs), stream=sys.stderr))
@@ -226,7 +253,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 else:
                     out = runner.new_run_dir(args.out or Path("runs"), exp.name, topo)
                 progress.start(n, exp.name, topo)
-                result = runner.run_experiment(exp, topo, out, switch=args.switch)
+                result = runner.run_experiment(exp, topo, out, switch=args.switch,
+                                               **({"custom": custom} if custom else {}))
                 progress.done(result)
                 results.append(result)
     finally:  # an interrupted --all still leaves a page of the runs that finished, marked incomplete
@@ -275,7 +303,9 @@ def write_report(results: list[dict], path: Path, planned: int | None = None) ->
 
 def cmd_check(args: argparse.Namespace) -> int:
     from netbed import runner
+    from netbed.runfolder import require_complete
 
+    require_complete(args.dir)
     result = runner.check_dir(args.dir)
     if args.json:
         keys = ("experiment", "topology", "passed", "assertions", "artifacts")
@@ -287,7 +317,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from netbed.report.folder import format_show, show_dir
+    from netbed.runfolder import require_complete
 
+    require_complete(args.dir)
     shown = show_dir(args.dir)
     if args.json:
         print(json.dumps({k: v for k, v in shown.items() if k != "ladder_text"}, indent=2, ensure_ascii=False))
@@ -634,7 +666,7 @@ def _zsh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-COMMANDS = {"clean": cmd_clean, "topo": cmd_topo, "list": cmd_list, "trace": cmd_trace, "run": cmd_run,
+COMMANDS = {"clean": cmd_clean, "topo": cmd_topo, "lab": lab.main, "list": cmd_list, "trace": cmd_trace, "run": cmd_run,
             "check": cmd_check, "show": cmd_show, "report": cmd_report, "completion": cmd_completion}
 
 

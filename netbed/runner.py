@@ -18,7 +18,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from netbed import __version__, runstate, topologies
+from netbed import __version__, runfolder, runstate, topologies
 from netbed.capture import capture_all
 from netbed.capture.states import LOG as STATES_LOG
 from netbed.capture.states import SocketSampler, StateTracer
@@ -26,6 +26,7 @@ from netbed.errors import NetbedError
 from netbed.expect import Expect
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
+from netbed.network.custom import CustomTopology
 from netbed.preflight import require_emulation
 from netbed.report.folder import ladder_files
 from netbed.spec import Topology
@@ -39,24 +40,39 @@ def new_run_dir(base: Path, experiment: str, topology: str) -> Path:
     for n in range(1000):
         path = base / f"{stamp}-{experiment}-{topology}" if n == 0 else base / f"{stamp}-{experiment}-{topology}-{n}"
         try:
-            path.mkdir(parents=True)
-            return path
+            return runfolder.start(path, exist_ok=False)
         except FileExistsError:
             continue
     raise NetbedError(f"cannot make a run folder under {base}")
 
 
-def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bridge") -> dict:
-    """Run `exp` live on `topology`, save its evidence in `out`, and return the checked result."""
-    if topology not in exp.topologies:
-        raise NetbedError(f"experiment {exp.name} runs on {', '.join(exp.topologies)}, not {topology}")
-    topo = topologies.build(topology)
+def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bridge",
+                   custom: CustomTopology | None = None) -> dict:
+    """Run `exp` live on `topology` (or on a user's Mininet topology), save its evidence in `out`, and
+    return the checked result. A folder that cannot be written is one line, the folder marked incomplete."""
+    if custom is None:
+        if topology not in exp.topologies:
+            raise NetbedError(f"experiment {exp.name} runs on {', '.join(exp.topologies)}, not {topology}")
+        network: Topology | CustomTopology = topologies.build(topology)
+    else:
+        require_any_topology(exp)
+        network = custom
     require_emulation("tcpdump")
-    out.mkdir(parents=True, exist_ok=True)
+    runfolder.start(out)
+    try:
+        result = _run_and_check(exp, topology, network, out, switch)
+    except OSError as exc:  # the disk filled up, the folder vanished: the machine's problem, said in one line
+        raise runfolder.write_failed(out, exc) from None
+    runfolder.finish(out)
+    return result
+
+
+def _run_and_check(exp: Experiment, topology: str, network: Topology | CustomTopology, out: Path,
+                   switch: str) -> dict:
     began = time.monotonic()
     try:
         with runstate.owned(sys.argv):
-            tb = _run_live(exp, topo, out, switch)
+            tb = _run_live(exp, network, out, switch)
     except NetbedError as exc:  # the run itself broke down (a program hung, a state never came): a FAIL
         result = broken_run(exp, topology, out, str(exc))
         result["duration"] = round(time.monotonic() - began, 3)
@@ -67,6 +83,19 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
     result["build_seconds"] = round(tb.timings.build, 3)
     write_result(out, result)
     return result
+
+
+def require_any_topology(exp: Experiment) -> None:
+    """A user's topology suits the experiments that run on every topology of netbed's own (IPv4 ones)."""
+    if set(topologies.TOPOLOGIES) <= set(exp.topologies) and not getattr(exp.module, "IPV6", False):
+        return
+    from netbed.experiment import catalog
+
+    fit = [e.name for e in catalog() if set(topologies.TOPOLOGIES) <= set(e.topologies)
+           and not getattr(e.module, "IPV6", False)]
+    why = ("it needs the IPv6 addresses netbed gives its own topologies" if getattr(exp.module, "IPV6", False)
+           else f"it is made for {', '.join(exp.topologies)} only")
+    raise NetbedError(f"experiment {exp.name} does not run on a custom topology ({why}); these do: {', '.join(fit)}")
 
 
 def broken_run(exp: Experiment, topology: str, out: Path, error: str) -> dict:
@@ -80,7 +109,7 @@ def broken_run(exp: Experiment, topology: str, out: Path, error: str) -> dict:
             "states_source": None, "warnings": []}
 
 
-def _run_live(exp: Experiment, topo: Topology, out: Path, switch: str) -> Testbed:
+def _run_live(exp: Experiment, topo: Topology | CustomTopology, out: Path, switch: str) -> Testbed:
     """network → programs → capture (and kernel states): everything that needs the kernel."""
     with lab_session(topo, out, experiment=exp.name, switch=switch, ipv6=getattr(exp.module, "IPV6", False)) as lab:
         exp.run(lab)
@@ -88,21 +117,24 @@ def _run_live(exp: Experiment, topo: Topology, out: Path, switch: str) -> Testbe
 
 
 @contextmanager
-def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch: str = "bridge",
+def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str = "custom", switch: str = "bridge",
                 ipv6: bool = False) -> Iterator[Lab]:
     """A live lab on `topo`: kernel state tracing, the testbed, captures on the client-server path.
 
     Inside the block, start programs with the Lab; on leaving it, servers that serve until told
     are stopped, the captures flushed and closed, and everything `check` needs is saved in `out`
-    (load it with `Evidence.load(out)`). The first host is the client, the last the server.
+    (load it with `Evidence.load(out)`). The first host is the client, the last the server (a
+    custom topology may name them).
     """
     out.mkdir(parents=True, exist_ok=True)
     shared = _SHARED_TRACER
     # bpftrace attaches while the network is built (NETBED_STATES=ss: the sampling fallback instead)
     tracer = shared or StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
     try:
-        with Testbed(topo, switch=switch, ipv6=ipv6) as tb:
-            client, server = topo.hosts[0].name, topo.hosts[-1].name
+        custom = topo if isinstance(topo, CustomTopology) else None
+        with custom.testbed(ipv6) if custom else Testbed(topo, switch=switch, ipv6=ipv6) as tb:
+            topo = tb.topology
+            client, server = custom.ends(topo) if custom else (topo.hosts[0].name, topo.hosts[-1].name)
             lab = Lab(tb, out, client, server)
             facts = lab.facts
             facts["client_host"], facts["server_host"] = client, server
@@ -258,8 +290,19 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def plan(name: str | None, topology: str | None, all_: bool) -> list[tuple[Experiment, str]]:
-    """The (experiment, topology) pairs a `netbed run` invocation asks for."""
+def plan(name: str | None, topology: str | None, all_: bool,
+         custom: CustomTopology | None = None) -> list[tuple[Experiment, str]]:
+    """The (experiment, topology) pairs a `netbed run` invocation asks for (on `custom`, if given)."""
+    if custom is not None:
+        if all_:
+            from netbed.experiment import catalog
+
+            return [(e, custom.name) for e in catalog() if set(topologies.TOPOLOGIES) <= set(e.topologies)
+                    and not getattr(e.module, "IPV6", False)]
+        if name is None:
+            raise NetbedError("name an experiment (see `netbed list`) or use --all")
+        require_any_topology(get(name))
+        return [(get(name), custom.name)]
     if topology is not None:
         topologies.module(topology)  # validates the name
     if all_:
