@@ -66,7 +66,7 @@ def wanted(name: str | None, topo: str | None, custom: str | None) -> str | None
         return chosen
     if chosen in topologies.TOPOLOGIES:
         return None
-    raise NetbedError(f"unknown topology {chosen!r}: choose one of {', '.join(topologies.TOPOLOGIES)} (netbed's), "
+    raise NetbedError(f"unknown topology {chosen.split(',')[0]!r}: choose one of {', '.join(topologies.TOPOLOGIES)} (netbed's), "
                       f"{', '.join(BUILTIN_TOPOS)} (Mininet's, with ,ARGS), or --custom FILE --topo NAME")
 
 
@@ -87,7 +87,7 @@ def run_topology(args: argparse.Namespace, chosen: str) -> int:
     for flag in ("hosts", "lans", "routers", "subnet"):
         if getattr(args, flag, None) is not None:
             raise NetbedError(f"--{flag} is for netbed's own topologies; give a Mininet topology its arguments "
-                              f"in --topo (e.g. --topo {chosen.split(',')[0]},3)")
+                              f"in --topo, as mn does (--topo {chosen.split(',')[0]},ARG,KEY=VALUE)")
     if getattr(args, "switch", "bridge") != "bridge":
         raise NetbedError("custom topologies are built with Linux bridges (--switch bridge)")
     custom = custom_topology(chosen, custom_files(args.custom))

@@ -29,11 +29,11 @@ def check_base(path: Path, what: str = "--out") -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise NetbedError(f"cannot make {path}: {existing} is a file, not a folder")
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise NetbedError(f"cannot write run folders in {path}: {existing} is on a read-only file system")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise NetbedError(f"cannot write run folders in {path}: {existing} is not writable by "
                           f"{_user(os.geteuid())} (it belongs to {_user(existing.stat().st_uid)})")
-    if os.statvfs(existing).f_flag & os.ST_RDONLY:
-        raise NetbedError(f"cannot write run folders in {path}: {existing} is on a read-only file system")
 
 
 def _user(uid: int) -> str:
