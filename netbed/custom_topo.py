@@ -66,7 +66,8 @@ def wanted(name: str | None, topo: str | None, custom: str | None) -> str | None
         return chosen
     if chosen in topologies.TOPOLOGIES:
         return None
-    raise NetbedError(f"unknown topology {chosen.split(',')[0]!r}: choose one of {', '.join(topologies.TOPOLOGIES)} (netbed's), "
+    raise NetbedError(f"unknown topology {chosen.split(',')[0]!r}: choose one of "
+                      f"{', '.join(topologies.TOPOLOGIES)} (netbed's), "
                       f"{', '.join(BUILTIN_TOPOS)} (Mininet's, with ,ARGS), or --custom FILE --topo NAME")
 
 

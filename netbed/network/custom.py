@@ -10,7 +10,7 @@ netbed adds:
 - every switch is a Linux bridge in a namespace of its own (`NamespacedBridge`): nothing appears in
   the root namespace, two labs never collide on interface names, and no node gets a route out;
 - what cannot work here is refused before anything is built, in one line: Open vSwitch classes,
-  nodes in the root namespace (NAT, `inNamespace=False`), delay/jitter/loss without `sch_netem`,
+  nodes in the root namespace (NAT, controllers, `inNamespace=False`), delay/jitter/loss without `sch_netem`,
   more ports on a bridge than Linux allows, interface names longer than the kernel's 15 characters;
 - a topology whose switches form a loop (`torus`) gets the spanning tree protocol on every bridge,
   with the shortest timers Linux accepts, and the build waits until every port has left the
@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mininet.link import TCIntf
+from mininet.link import Intf, TCIntf
 from mininet.net import Mininet
+from mininet.node import Controller
 from mininet.nodelib import NAT, LinuxBridge
 from mininet.topo import LinearTopo, MinimalTopo, SingleSwitchReversedTopo, SingleSwitchTopo, Topo
 from mininet.topolib import TorusTopo, TreeTopo
@@ -150,7 +151,7 @@ def check_topo(topo: Topo, label: str) -> None:
             if cls is not None and not (isinstance(cls, type) and issubclass(cls, LinuxBridge)):
                 raise NetbedError(f"switch {name} asks for {getattr(cls, '__name__', cls)}: netbed builds custom "
                                   "topologies with Linux bridges (no Open vSwitch kernel module here) — drop its cls=")
-        elif (isinstance(cls, type) and issubclass(cls, NAT)) or info.get("inNamespace") is False:
+        elif (isinstance(cls, type) and issubclass(cls, (NAT, Controller))) or info.get("inNamespace") is False:
             why = "inNamespace=False" if info.get("inNamespace") is False else cls.__name__
             raise NetbedError(f"node {name} would live in the root namespace ({why}): netbed keeps every node in "
                               "its own namespace, with no route out of the emulation")
@@ -230,8 +231,8 @@ class CustomLink(VethLink):
     TCIntf, as TCLink makes them — `mn` without `--link tc` would silently ignore them."""
 
     def __init__(self, node1, node2, **params) -> None:
-        if any(params.get(k) is not None for k in TC_PARAMS):
-            params.setdefault("intf", TCIntf)
+        if any(params.get(k) is not None for k in TC_PARAMS) and params.get("intf") in (None, Intf):
+            params["intf"] = TCIntf  # Mininet.addLink passes its default Intf along
         super().__init__(node1, node2, **params)
 
 
