@@ -8,11 +8,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from netbed import custom_topo, lab, topo_cli, topologies
 from netbed.errors import NetbedError, exit_code_of
 from netbed.network import SWITCHES
+
+if TYPE_CHECKING:
+    from netbed.verdict import RunResult
 
 EXAMPLES = """\
 examples:
@@ -228,6 +231,7 @@ def _read(reader, path: Path):
 def cmd_run(args: argparse.Namespace) -> int:
     from netbed import runner
     from netbed.preflight import require_emulation
+    from netbed.report.text import print_table, result_text
     from netbed.runfolder import check_base
 
     custom = custom_topo.from_run_args(args)
@@ -260,25 +264,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:  # an interrupted --all still leaves a page of the runs that finished, marked incomplete
         if args.html is not None and results:
             write_report(results, args.html, planned=len(pairs))
-    passed = all(r["passed"] for r in results)
+    passed = all(r.passed for r in results)
     if args.json:
-        slim = slim_results(results)
+        slim = [r.summary() for r in results]
         print(json.dumps(slim[0] if len(slim) == 1 and not args.all else {"passed": passed, "results": slim},
                          indent=2, ensure_ascii=False))
         return 0 if passed else 1
     if len(results) > 1 or args.all:
         print_table(results)
     else:
-        print_result(results[0])
+        print(result_text(results[0]))
     if args.html is not None:
         print(f"report: {args.html}")
     return 0 if passed else 1
-
-
-def slim_results(results: list[dict]) -> list[dict]:
-    """What `--json` prints of each run: the verdict and where its files are, not the whole trace."""
-    keys = ("experiment", "topology", "passed", "assertions", "artifacts", "duration")
-    return [{k: r.get(k) for k in keys} for r in results]
 
 
 def check_writable(path: Path) -> None:
@@ -292,7 +290,7 @@ def check_writable(path: Path) -> None:
         raise NetbedError(f"cannot write {path}: {existing} is not a writable folder")
 
 
-def write_report(results: list[dict], path: Path, planned: int | None = None) -> None:
+def write_report(results: list[RunResult], path: Path, planned: int | None = None) -> None:
     from netbed.report.html import write_page
 
     try:
@@ -302,43 +300,48 @@ def write_report(results: list[dict], path: Path, planned: int | None = None) ->
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from netbed import runner
+    from netbed.report.text import result_text
     from netbed.runfolder import require_complete
+    from netbed.verdict import check_dir
 
     require_complete(args.dir)
-    result = runner.check_dir(args.dir)
+    result = check_dir(args.dir)
     if args.json:
-        keys = ("experiment", "topology", "passed", "assertions", "artifacts")
-        print(json.dumps({k: result[k] for k in keys}, indent=2, ensure_ascii=False))
+        summary = result.summary()
+        del summary["duration"]  # a re-check measures no run
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        print_result(result)
-    return 0 if result["passed"] else 1
+        print(result_text(result))
+    return 0 if result.passed else 1
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from netbed.report.folder import format_show, show_dir
+    from netbed.report.folder import show_dir
+    from netbed.report.text import show_text
     from netbed.runfolder import require_complete
 
     require_complete(args.dir)
     shown = show_dir(args.dir)
     if args.json:
-        print(json.dumps({k: v for k, v in shown.items() if k != "ladder_text"}, indent=2, ensure_ascii=False))
+        print(json.dumps(shown.to_json(), indent=2, ensure_ascii=False))
     else:
-        print(format_show(shown))
-    return 0 if shown["passed"] else 1
+        print(show_text(shown))
+    return 0 if shown.result.passed else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from netbed.report.html import results_from_dirs
+    from netbed.report.folder import results_from_dirs
+    from netbed.report.text import print_table
 
     if args.html is not None:
         check_writable(args.html)
     results = results_from_dirs(args.dirs)
     if args.html is not None:
         write_report(results, args.html)
-    passed = all(r["passed"] for r in results)
+    passed = all(r.passed for r in results)
     if args.json:
-        print(json.dumps({"passed": passed, "results": slim_results(results)}, indent=2, ensure_ascii=False))
+        print(json.dumps({"passed": passed, "results": [r.summary() for r in results]}, indent=2,
+                         ensure_ascii=False))
     else:
         print_table(results)
         if args.html is not None:
@@ -349,63 +352,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_completion(args: argparse.Namespace) -> int:
     print(completion_script(args.shell), end="")
     return 0
-
-
-def print_result(result: dict) -> None:
-    verdict = "PASS" if result["passed"] else "FAIL"
-    print(f"{verdict}  {result['experiment']} on {result['topology']}")
-    for a in result["assertions"]:
-        mark = "✓" if a["passed"] else "✗"
-        detail = a["detail"]
-        if "\n" in detail:
-            print(f"  {mark} {a['name']}\n" + "\n".join("      " + line for line in detail.splitlines()))
-        else:
-            print(f"  {mark} {a['name']}: {detail}")
-    ladder = Path(result["artifacts"]["ladder"])
-    if ladder.exists():
-        print()
-        print(ladder.read_text().rstrip())
-    print(f"\nartifacts: {result['artifacts']['dir']}")
-
-
-def _failed_names(result: dict) -> list[str]:
-    return [a["name"] for a in result["assertions"] if not a["passed"]]
-
-
-def print_table(results: list[dict], out: TextIO | None = None) -> None:
-    """The verdict table: coloured by rich at a terminal, plain aligned columns for logs and pipes."""
-    out = out or sys.stdout
-    if _is_tty(out):
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for name, justify in (("experiment", "left"), ("topology", "left"), ("verdict", "left"),
-                              ("time", "right"), ("failed assertions", "left")):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for r in results:
-            verdict = "[bold green]PASS[/]" if r["passed"] else "[bold red]FAIL[/]"
-            table.add_row(r["experiment"], r["topology"], verdict, f"{r.get('duration') or 0:.1f}s",
-                          "[red]" + "; ".join(_failed_names(r)).replace("[", r"\[") + "[/]")
-        console = Console(file=out, highlight=False)
-        console.print()
-        console.print(table)
-    else:
-        width = max(len(r["experiment"]) for r in results)
-        print(f"\n{'experiment':<{width}}  {'topology':<10} verdict  {'time':>6}  failed assertions", file=out)
-        for r in results:
-            print(f"{r['experiment']:<{width}}  {r['topology']:<10} {'PASS' if r['passed'] else 'FAIL':<7}  "
-                  f"{r.get('duration') or 0:5.1f}s  {'; '.join(_failed_names(r))}", file=out)
-    n_pass = sum(r["passed"] for r in results)
-    print(f"\n{n_pass}/{len(results)} passed; run folders under {Path(results[0]['artifacts']['dir']).parent}",
-          file=out)
-
-
-def _is_tty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # a closed or unusual stream is no terminal
-        return False
 
 
 # --- progress while runs take time -------------------------------------------------------------
@@ -422,7 +368,7 @@ class Progress:
     def start(self, n: int, experiment: str, topology: str) -> None:
         pass
 
-    def done(self, result: dict) -> None:
+    def done(self, result: RunResult) -> None:
         pass
 
     def close(self) -> None:
@@ -439,10 +385,10 @@ class PlainProgress(Progress):
         self.n = n
         print(f"[{n}/{self.total}] running {experiment} on {topology} …", file=self.stream, flush=True)
 
-    def done(self, result: dict) -> None:
-        verdict = "PASS" if result["passed"] else "FAIL"
-        print(f"[{self.n}/{self.total}] {verdict} {result['experiment']} on {result['topology']} "
-              f"({result.get('duration') or 0:.1f} s)", file=self.stream, flush=True)
+    def done(self, result: RunResult) -> None:
+        verdict = "PASS" if result.passed else "FAIL"
+        print(f"[{self.n}/{self.total}] {verdict} {result.experiment} on {result.topology} "
+              f"({result.duration or 0:.1f} s)", file=self.stream, flush=True)
 
 
 class _RunningLine:
@@ -486,16 +432,18 @@ class LiveProgress(Progress):
         self.line.began = time.monotonic()
         self.live.refresh()
 
-    def done(self, result: dict) -> None:
+    def done(self, result: RunResult) -> None:
         from rich.text import Text
+
+        from netbed.report.text import failed_names
 
         self.line.label = ""
         if self.total > 1:
-            verdict = ("PASS", "bold green") if result["passed"] else ("FAIL", "bold red")
-            failed = _failed_names(result)
+            verdict = ("PASS", "bold green") if result.passed else ("FAIL", "bold red")
+            failed = failed_names(result)
             line = Text.assemble(
-                (f"[{self.n}/{self.total}] ", "dim"), verdict, f" {result['experiment']} on {result['topology']} ",
-                (f"{result.get('duration') or 0:.1f} s", "dim"),
+                (f"[{self.n}/{self.total}] ", "dim"), verdict, f" {result.experiment} on {result.topology} ",
+                (f"{result.duration or 0:.1f} s", "dim"),
                 (f"  ✗ {'; '.join(failed)}" if failed else "", "red"))
             line.no_wrap, line.overflow = True, "ellipsis"  # one line per run; the table has the rest
             self.console.print(line)
@@ -506,9 +454,11 @@ class LiveProgress(Progress):
 
 def progress_for(quiet: bool, total: int, stream: TextIO) -> Progress:
     """The progress display that fits where stderr goes: nothing, plain lines, or a live line."""
+    from netbed.report.text import is_tty
+
     if quiet:
         return Progress()
-    if _is_tty(stream):
+    if is_tty(stream):
         return LiveProgress(stream, total)
     if total > 1:
         return PlainProgress(stream, total)

@@ -15,7 +15,8 @@ side by side.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from netbed.trace.model import PSH as PSH_BIT
 from netbed.trace.model import flag_text
@@ -23,14 +24,57 @@ from netbed.trace.model import flag_text
 _TERM = re.compile(r"^(seq|ack|len)(=|>|<)([a-z]\w*|\d+)(?:([+-])(\d+))?$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Assertion:
+    """One assertion's outcome. `detail` is the text people read; `expected` and `observed` are the
+    same facts as values, so a renderer (the HTML page, a grader) never parses them out of text.
+
+    kind "that": a free-text check (no values); "equal": expected and observed values; "within":
+    expected is [low, high]; "ladder": expected is the pattern lines, observed the segments as
+    lines, and `differing` the rows that did not match (as packetdrill prints script vs. actual).
+    """
+
     name: str
     passed: bool
     detail: str
+    kind: str = "that"
+    expected: Any = None
+    observed: Any = None
+    differing: tuple[int, ...] = ()
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "passed": self.passed, "detail": self.detail}
+        if self.kind != "that":
+            data.update(kind=self.kind, expected=self.expected, observed=self.observed)
+        if self.differing:
+            data["differing"] = list(self.differing)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Assertion:
+        """Also reads result.json files written before assertions carried values (name, passed, detail)."""
+        return cls(str(data["name"]), bool(data["passed"]), str(data.get("detail", "")), data.get("kind", "that"),
+                   data.get("expected"), data.get("observed"), tuple(data.get("differing") or ()))
+
+    def lines(self, indent: str = "") -> list[str]:
+        """The assertion as text, the one way `netbed run`, `check`, `show` and pytest print it."""
+        mark = "✓" if self.passed else "✗"
+        if "\n" in self.detail:
+            return [f"{indent}{mark} {self.name}", *(f"{indent}    {line}" for line in self.detail.splitlines())]
+        return [f"{indent}{mark} {self.name}: {self.detail}"]
+
+
+def plain(value: Any) -> Any:
+    """`value` as JSON data (tuples and sets become lists), so a saved result reads back equal."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((plain(v) for v in value), key=repr)
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return repr(value)
 
 
 @dataclass
@@ -48,13 +92,16 @@ class Expect:
         return bool(passed)
 
     def equal(self, name: str, expected: object, observed: object) -> bool:
-        ok = expected == observed
+        ok = bool(expected == observed)
         detail = f"{observed!r}" if ok else f"expected {expected!r}, observed {observed!r}"
-        return self.that(name, ok, detail)
+        self.assertions.append(Assertion(name, ok, detail, "equal", plain(expected), plain(observed)))
+        return ok
 
     def within(self, name: str, value: float, low: float, high: float) -> bool:
-        ok = low <= value <= high
-        return self.that(name, ok, f"{value!r} {'in' if ok else 'NOT in'} [{low}, {high}]")
+        ok = bool(low <= value <= high)
+        detail = f"{value!r} {'in' if ok else 'NOT in'} [{low}, {high}]"
+        self.assertions.append(Assertion(name, ok, detail, "within", [plain(low), plain(high)], plain(value)))
+        return ok
 
     def ladder(self, name: str, conn, segments: list, pattern: list[str]) -> bool:
         """Match `segments` (of connection `conn`) one to one against the pattern lines."""
@@ -82,7 +129,8 @@ class Expect:
                 mark = "✗" if i in problems else " "
                 lines.append(f" {mark} {exp:<{width}}  {obs}")
             detail = "\n".join(lines)
-        return self.that(name, ok, detail)
+        self.assertions.append(Assertion(name, ok, detail, "ladder", list(pattern), observed, tuple(problems)))
+        return ok
 
 
 def describe(conn, seg) -> str:
@@ -168,20 +216,19 @@ def assert_ladder(conn, segments: list, pattern: list[str], name: str = "ladder"
     assert_passed(expect)
 
 
-def assert_passed(expect: Expect) -> None:
-    """Raise AssertionError naming every failed assertion of `expect`, with its expected vs. observed.
+class HasAssertions(Protocol):
+    assertions: list[Assertion]
 
-    This lets a pytest test reuse a catalog experiment's `check(evidence, expect)` unchanged.
+
+def assert_passed(expect: HasAssertions) -> None:
+    """Raise AssertionError naming every failed assertion, with its expected vs. observed.
+
+    `expect` is an Expect or a verdict (`netbed_lab.check(...)`): a pytest test reuses a catalog
+    experiment's `check(evidence, expect)` unchanged.
     """
     __tracebackhide__ = True
     if not expect.assertions:
         raise AssertionError("nothing was asserted")
     failed = [a for a in expect.assertions if not a.passed]
     if failed:
-        lines = []
-        for a in failed:
-            if "\n" in a.detail:
-                lines += [f"✗ {a.name}", *a.detail.splitlines()]
-            else:
-                lines.append(f"✗ {a.name}: {a.detail}")
-        raise AssertionError("\n".join(lines))
+        raise AssertionError("\n".join(line for a in failed for line in a.lines()))

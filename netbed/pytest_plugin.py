@@ -30,6 +30,7 @@ from netbed.errors import NetbedError
 if TYPE_CHECKING:
     from netbed.experiment import Evidence, Lab
     from netbed.spec import Topology
+    from netbed.verdict import Check, RunResult
 
 # pytest loads this module in every session of the environment, netbed's or not: the testbed's
 # modules (numpy, the trace parser, the runner) are imported only once a test builds a lab.
@@ -116,13 +117,27 @@ class NetbedLab:
             raise RuntimeError('no netbed lab was built in this test: call netbed_lab("lan") first')
         return Evidence.load(self.out)
 
+    def check(self, check: Check) -> RunResult:
+        """The verdict of `check(evidence, expect)` on this test's run, as `netbed run` would give it.
+
+        It leaves the open lab, then takes netbed's one verdict path (so the captures must also have
+        kept every packet, and a check that asserts nothing fails) and saves result.json in the run
+        folder. Pass the result to `netbed.expect.assert_passed` to fail the test with every failed
+        assertion's expected vs. observed.
+        """
+        from netbed import verdict
+
+        result = verdict.check_evidence(self.evidence(), check)
+        verdict.save(self.out, result)
+        return result
+
     def close(self, failed: bool = False) -> None:
         """Leave the open lab, if any; the run folder gets its ladder files when evidence was saved.
 
         failed: the test is failing, so unwind at once instead of waiting for every program's report.
         """
         from netbed.experiment import Evidence
-        from netbed.report.folder import ladder_files
+        from netbed.report.folder import write_ladder_files
 
         stack, self._stack, self.lab = self._stack, None, None
         if stack is None:
@@ -132,8 +147,7 @@ class NetbedLab:
         else:
             stack.close()
         if (self.out / "evidence.json").is_file():
-            for name, content in ladder_files(Evidence.load(self.out)).items():
-                (self.out / name).write_text(content)
+            write_ladder_files(Evidence.load(self.out))
 
     def _close_after_call(self, failed: bool) -> None:
         # Runs in a hook wrapper, where an exception would break pytest itself: keep it for teardown.
@@ -153,7 +167,7 @@ class NetbedLab:
 
     def describe(self) -> str:
         """What a failure report shows: each run folder, its pcaps, and the ladder when there is one."""
-        from netbed.report.folder import LADDER_TEXT
+        from netbed.verdict import LADDER_TEXT
 
         lines = []
         for folder in self.folders:

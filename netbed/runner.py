@@ -1,7 +1,8 @@
 """Runs experiments end to end and writes one folder per run.
 
-network → programs → capture happen live; trace → expectations → report happen on the saved
-folder, through the very same `check_dir` that `netbed check DIR` uses offline.
+network → programs → capture happen live; trace → expectations happen on the saved folder, through
+the very same `verdict.check_dir` that `netbed check DIR` uses offline; the report stage then writes
+the folder's ladder files.
 """
 from __future__ import annotations
 
@@ -23,16 +24,13 @@ from netbed.capture import capture_all
 from netbed.capture.states import LOG as STATES_LOG
 from netbed.capture.states import SocketSampler, StateTracer
 from netbed.errors import NetbedError
-from netbed.expect import Expect
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
 from netbed.network.custom import CustomTopology
 from netbed.preflight import require_emulation
-from netbed.report.folder import ladder_files
+from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
-
-RESULT = "result.json"
-LADDER = "ladder.txt"
+from netbed.verdict import RunResult, broken_run, check_dir, save
 
 
 def new_run_dir(base: Path, experiment: str, topology: str) -> Path:
@@ -47,7 +45,7 @@ def new_run_dir(base: Path, experiment: str, topology: str) -> Path:
 
 
 def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bridge",
-                   custom: CustomTopology | None = None) -> dict:
+                   custom: CustomTopology | None = None) -> RunResult:
     """Run `exp` live on `topology` (or on a user's Mininet topology), save its evidence in `out`, and
     return the checked result. A folder that cannot be written is one line, the folder marked incomplete."""
     if custom is None:
@@ -68,19 +66,19 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
 
 
 def _run_and_check(exp: Experiment, topology: str, network: Topology | CustomTopology, out: Path,
-                   switch: str) -> dict:
+                   switch: str) -> RunResult:
     began = time.monotonic()
     try:
         with runstate.owned(sys.argv):
             tb = _run_live(exp, network, out, switch)
     except NetbedError as exc:  # the run itself broke down (a program hung, a state never came): a FAIL
-        result = broken_run(exp, topology, out, str(exc))
-        result["duration"] = round(time.monotonic() - began, 3)
-        (out / RESULT).write_text(json.dumps(result, indent=2) + "\n")
+        result = broken_run(exp.name, topology, out, str(exc))
+        result.duration = round(time.monotonic() - began, 3)
+        save(out, result)
         return result
     result = check_dir(out)
-    result["duration"] = round(time.monotonic() - began, 3)
-    result["build_seconds"] = round(tb.timings.build, 3)
+    result.duration = round(time.monotonic() - began, 3)
+    result.build_seconds = round(tb.timings.build, 3)
     write_result(out, result)
     return result
 
@@ -96,17 +94,6 @@ def require_any_topology(exp: Experiment) -> None:
     why = ("it needs the IPv6 addresses netbed gives its own topologies" if getattr(exp.module, "IPV6", False)
            else f"it is made for {', '.join(exp.topologies)} only")
     raise NetbedError(f"experiment {exp.name} does not run on a custom topology ({why}); these do: {', '.join(fit)}")
-
-
-def broken_run(exp: Experiment, topology: str, out: Path, error: str) -> dict:
-    """The result of a run that could not finish: failed, saying why, with what was captured."""
-    pcaps = {p.stem: str(p) for p in sorted(out.glob("*.pcap"))}
-    return {"experiment": exp.name, "topology": topology, "passed": False,
-            "assertions": [{"name": "the experiment ran to its end", "passed": False, "detail": error}],
-            "artifacts": {"dir": str(out), "pcaps": pcaps, "result": str(out / RESULT), "ladder": str(out / LADDER),
-                          "evidence": str(out / "evidence.json")},
-            "connections": [], "main_connection": None, "states": {"client": [], "server": []},
-            "states_source": None, "warnings": []}
 
 
 def _run_live(exp: Experiment, topo: Topology | CustomTopology, out: Path, switch: str) -> Testbed:
@@ -192,56 +179,11 @@ def shared_state_tracer() -> Iterator[None]:
             tracer.stop()
 
 
-def check_dir(directory: Path) -> dict:
-    """Re-run an experiment's assertions on a saved run folder: no network, same verdict."""
-    directory = Path(directory)
+def write_result(directory: Path, result: RunResult) -> None:
+    """result.json, the ladder files and manifest.json: what a finished run leaves beside its evidence."""
     evidence = Evidence.load(directory)
-    exp = get(evidence.experiment)
-    expect = Expect()
-    for cap in evidence.captures:
-        if "received" in cap:  # tcpdump's own count of what the kernel handed it
-            expect.that(f"the {cap['point']} capture kept every packet",
-                        cap.get("captured") == cap["received"] and cap.get("dropped", 0) == 0,
-                        f"{cap.get('captured')} captured, {cap['received']} received, {cap.get('dropped')} dropped")
-    try:
-        exp.check(evidence, expect)
-    except NetbedError:
-        raise
-    except Exception as exc:  # a check that cannot finish is a failed check, shown as such
-        expect.that("the check ran to its end", False, f"{type(exc).__name__}: {exc}")
-    if not expect.assertions:
-        expect.that("the experiment asserted something", False, "no assertion was made")
-    main = evidence.connection("client") if "client" in evidence.programs else None
-    trace = evidence.trace("client")
-    return {
-        "experiment": exp.name,
-        "topology": evidence.topology["name"],
-        "passed": expect.passed,
-        "assertions": [a.to_json() for a in expect.assertions],
-        "artifacts": artifacts(directory, evidence),
-        "connections": [c.to_json() for c in trace.connections],
-        "main_connection": main.to_json() if main is not None else None,
-        "states": {side: evidence.states(side) for side in ("client", "server")},
-        "states_source": (evidence.facts.get("states") or {}).get("source"),
-        "warnings": list(trace.warnings),
-    }
-
-
-def artifacts(directory: Path, evidence: Evidence) -> dict:
-    return {
-        "dir": str(directory),
-        "pcaps": {c["point"]: str(directory / c["file"]) for c in evidence.captures},
-        "result": str(directory / RESULT),
-        "ladder": str(directory / LADDER),
-        "evidence": str(directory / "evidence.json"),
-    }
-
-
-def write_result(directory: Path, result: dict) -> None:
-    evidence = Evidence.load(directory)
-    (directory / RESULT).write_text(json.dumps(result, indent=2) + "\n")
-    for name, content in ladder_files(evidence).items():  # ladder.txt and ladder.svg, the same rows
-        (directory / name).write_text(content)
+    save(directory, result)
+    write_ladder_files(evidence)
     manifest = {
         "netbed_version": __version__,
         "git_commit": _git_commit(),

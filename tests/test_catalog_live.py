@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from netbed import runner
+from netbed import runner, verdict
 from netbed.experiment import DEFAULT_PORT, catalog, get
 from netbed.programs import HTTPD
 
@@ -17,10 +17,12 @@ CASES = [(e.name, t) for e in catalog() for t in e.topologies]
 @pytest.mark.parametrize("experiment, topology", CASES, ids=[f"{e}-{t}" for e, t in CASES])
 def test_catalog_experiment_passes(experiment, topology, tmp_path):
     result = runner.run_experiment(get(experiment), topology, tmp_path / "run")
-    failed = [a for a in result["assertions"] if not a["passed"]]
-    assert result["passed"], json.dumps(failed, indent=1, ensure_ascii=False)
+    failed = [a.to_json() for a in result.failed]
+    assert result.passed, json.dumps(failed, indent=1, ensure_ascii=False)
     # the offline re-check of the saved folder gives the same verdict, assertion by assertion
-    assert runner.check_dir(tmp_path / "run")["assertions"] == result["assertions"]
+    assert verdict.check_dir(tmp_path / "run").assertions == result.assertions
+    # and result.json reads back as the very result the run returned
+    assert verdict.RunResult.from_json(json.loads((tmp_path / "run" / "result.json").read_text())) == result
 
 
 def test_the_catalog_covers_the_lecture():
@@ -181,10 +183,10 @@ def test_breaking_the_claim_fails_the_key_assertion(experiment, tmp_path, monkey
     sabotage, key = SABOTAGE[experiment]
     monkeypatch.setattr(exp.module, "run", sabotage)
     result = runner.run_experiment(exp, exp.topologies[0], tmp_path / "run")
-    assert not result["passed"]
-    by_name = {a["name"]: a for a in result["assertions"]}
+    assert not result.passed
+    by_name = {a.name: a for a in result.assertions}
     assert key in by_name, f"{key!r} not asserted; assertions: {list(by_name)}"
-    assert not by_name[key]["passed"], by_name[key]
+    assert not by_name[key].passed, by_name[key]
 
 
 def test_a_run_that_breaks_down_is_a_failed_result_not_an_abort(tmp_path, monkeypatch):
@@ -195,6 +197,6 @@ def test_a_run_that_breaks_down_is_a_failed_result_not_an_abort(tmp_path, monkey
 
     monkeypatch.setattr(exp.module, "run", stuck)
     result = runner.run_experiment(exp, "lan", tmp_path / "run")
-    assert not result["passed"]
-    (only,) = result["assertions"]
-    assert only["name"] == "the experiment ran to its end" and "reached closing" in only["detail"]
+    assert not result.passed
+    (only,) = result.assertions
+    assert only.name == "the experiment ran to its end" and "reached closing" in only.detail

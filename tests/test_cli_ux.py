@@ -3,6 +3,7 @@ examples, shell completion. Runs are stood in for by hand-made run folders (no n
 one live check at the end."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -14,8 +15,9 @@ import pytest
 from conftest import netbed
 from test_report_show import write_run
 
-from netbed import cli, runner
+from netbed import cli, runner, verdict
 from netbed.experiment import catalog
+from netbed.report.text import print_table
 from netbed.topologies import TOPOLOGIES
 
 SUBCOMMANDS = list(cli.COMMANDS)
@@ -36,11 +38,12 @@ def fake_runs(monkeypatch):
     def run_experiment(exp, topology, out, switch="bridge"):
         calls.append((exp.name, topology))
         write_run(out)
-        result = runner.check_dir(out)
-        result.update(experiment=exp.name, topology=topology, duration=1.25,
-                      passed=exp.name == "handshake")
+        result = verdict.check_dir(out)
+        result.experiment, result.topology, result.duration = exp.name, topology, 1.25
+        result.passed = exp.name == "handshake"
         if exp.name != "handshake":
-            result["assertions"][0].update(passed=False, detail="expected 1, observed 2")
+            result.assertions[0] = dataclasses.replace(result.assertions[0], passed=False, kind="equal",
+                                                       detail="expected 1, observed 2", expected=1, observed=2)
         runner.write_result(out, result)  # ladder.txt and ladder.svg, as the real runner leaves them
         return result
 
@@ -90,8 +93,8 @@ def test_progress_fits_where_stderr_goes():
 
 def test_live_progress_at_a_terminal_counts_seconds_then_keeps_the_verdict_line(tmp_path):
     screen = Terminal()
-    result = runner.check_dir(write_run(tmp_path / "run"))
-    result["duration"] = 0.5
+    result = verdict.check_dir(write_run(tmp_path / "run"))
+    result.duration = 0.5
     with cli.LiveProgress(screen, total=2) as progress:
         progress.start(1, "handshake", "lan")
         time.sleep(0.35)  # the live line refreshes ten times a second
@@ -105,8 +108,8 @@ def test_live_progress_at_a_terminal_counts_seconds_then_keeps_the_verdict_line(
 
 def test_verdict_table_at_a_terminal_is_coloured_and_keeps_the_summary_line(tmp_path):
     screen = Terminal()
-    result = runner.check_dir(write_run(tmp_path / "run"))
-    cli.print_table([result], out=screen)
+    result = verdict.check_dir(write_run(tmp_path / "run"))
+    print_table([result], out=screen)
     text = screen.getvalue()
     assert "\x1b[" in text and "failed assertions" in text and "handshake" in text
     assert f"1/1 passed; run folders under {tmp_path}" in text

@@ -4,7 +4,7 @@ import json
 import pytest
 from conftest import netbed
 
-from netbed import runner
+from netbed import runner, verdict
 from netbed.experiment import get
 
 pytestmark = pytest.mark.root
@@ -34,12 +34,12 @@ def test_run_json_has_the_documented_shape(tmp_path):
 
 def test_handshake_check_fails_on_a_capture_without_the_connection(tmp_path):
     result = runner.run_experiment(get("handshake"), "lan", tmp_path / "run")
-    assert result["passed"]
+    assert result.passed
     # replace the client-side capture with an empty one: the re-check must fail, not crash
     pcap = tmp_path / "run" / "client.pcap"
     pcap.write_bytes(pcap.read_bytes()[:24])
-    again = runner.check_dir(tmp_path / "run")
-    assert not again["passed"]
+    again = verdict.check_dir(tmp_path / "run")
+    assert not again.passed
 
 
 def test_without_bpftrace_states_come_from_sampling_the_socket_tables(tmp_path):

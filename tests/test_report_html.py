@@ -5,21 +5,24 @@ needed; only the browser test needs Debian's chromium and is skipped, saying so,
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
 import struct
 import subprocess
-from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 from test_report_show import write_run
 
-from netbed import runner
+from netbed import runner, verdict
 from netbed.cli import main
-from netbed.report.html import inline_svg, render_page, result_of_dir, results_from_dirs, write_page
+from netbed.report.folder import results_from_dirs
+from netbed.report.html import inline_svg, render_page, write_page
+from netbed.verdict import result_of_dir
 
 # (experiment, topology, duration): two PASS (handshake), two FAIL (half-close and close-client need
 # evidence this hand-made exchange lacks, so they fail with expected-vs-observed details)
@@ -34,8 +37,8 @@ def write_runs(base: Path) -> list[Path]:
         evidence = json.loads((folder / "evidence.json").read_text())
         evidence["topology"]["name"] = topology
         (folder / "evidence.json").write_text(json.dumps(evidence))
-        result = runner.check_dir(folder)
-        result["duration"] = duration
+        result = verdict.check_dir(folder)
+        result.duration = duration
         runner.write_result(folder, result)
         folders.append(folder)
     return folders
@@ -122,6 +125,32 @@ def test_failed_assertion_shows_expected_above_observed(page):
                      r'<tr class="rp-observed"><th>observed</th><td>0</td>', text)
 
 
+def test_a_failed_ladder_is_drawn_row_by_row_from_its_values(tmp_path):
+    from test_verdict import FOUR_WAY, THREE_WAY, Conn
+
+    from netbed.expect import Expect
+
+    result = verdict.check_dir(write_run(tmp_path / "run"))
+    expect = Expect()
+    expect.ladder("the close", Conn(), FOUR_WAY, THREE_WAY)
+    result.assertions, result.passed = expect.assertions, False
+    text = render_page([result], tmp_path)
+    rows = re.findall(r'<tr( class="rp-differs")?><th>(✗?)</th><td>([^<]*)</td><td>([^<]*)</td></tr>', text)
+    assert [(bool(cls), mark) for cls, mark, _, _ in rows] == [(False, ""), (True, "✗"), (True, "✗"), (True, "✗")]
+    assert rows[1][2:] == ("server &gt; F. seq=g ack=f+1", "server &gt; .  seq=500 ack=101 len=0")
+    assert rows[3][2] == "(nothing)"
+
+
+def test_the_page_draws_values_and_never_reads_them_out_of_text(tmp_path):
+    from netbed.expect import Assertion
+
+    result = verdict.check_dir(write_run(tmp_path / "run"))
+    result.assertions = [Assertion("free text", False, "expected 1, observed 2")]  # no values: shown as written
+    text = render_page([result], tmp_path)
+    assert "rp-diff" not in text.split("</style>")[1]
+    assert '<span class="rp-detail rp-mono">expected 1, observed 2</span>' in text
+
+
 def test_state_timeline_merges_both_sides_from_time_zero(page):
     _, text = page
     table = text[text.index('<table class="rp-states">'):]
@@ -135,9 +164,10 @@ def test_state_timeline_merges_both_sides_from_time_zero(page):
 
 def test_everything_from_a_run_folder_is_escaped_and_its_svg_defused(tmp_path):
     run = write_run(tmp_path / "run")
-    result = runner.check_dir(run)
-    result["experiment"] = "<script>alert(1)</script>"
-    result["assertions"][0].update(passed=False, detail="expected <b>&amp;</b>, observed \"<i>\"")
+    result = verdict.check_dir(run)
+    result.experiment = "<script>alert(1)</script>"
+    result.assertions[0] = dataclasses.replace(result.assertions[0], passed=False, kind="equal",
+                                               expected="<b>&amp;</b>", observed='"<i>"')
     (run / "ladder.svg").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" onload="alert(2)">'
         '<script>alert(3)</script><a xlink:href="javascript:alert(4)"><text>hi</text></a>'
@@ -145,7 +175,7 @@ def test_everything_from_a_run_folder_is_escaped_and_its_svg_defused(tmp_path):
     text = render_page([result], tmp_path)
     assert "<script" not in text and "alert(" not in text.replace("&lt;script&gt;alert(1)", "")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
-    assert "<td>&lt;b&gt;&amp;amp;&lt;/b&gt;</td>" in text and "<td>&quot;&lt;i&gt;&quot;</td>" in text
+    assert "<td>&lt;b&gt;&amp;amp;&lt;/b&gt;</td>" in text and "<td>&#34;&lt;i&gt;&#34;</td>" in text
     assert "<text>hi</text>" in text and "foreignObject" not in text
 
 
@@ -159,7 +189,7 @@ def test_a_missing_or_broken_ladder_is_said_not_inlined(tmp_path):
 
 def test_a_page_of_an_interrupted_run_says_it_is_incomplete(tmp_path):
     run = write_run(tmp_path / "run")
-    text = render_page([runner.check_dir(run)], tmp_path, planned=51)
+    text = render_page([verdict.check_dir(run)], tmp_path, planned=51)
     assert "Incomplete: 1 of the 51 planned runs finished" in text
 
 
@@ -169,9 +199,9 @@ def test_a_folder_whose_experiment_is_gone_is_reported_with_its_saved_verdict_wh
         "experiment": "retired-experiment", "topology": "lan", "passed": False, "duration": 3.0,
         "assertions": [{"name": "the old claim", "passed": False, "detail": "expected 1, observed 2"}],
         "artifacts": {"dir": "/elsewhere/run", "pcaps": {"client": "/elsewhere/run/client.pcap"}}}))
-    result = result_of_dir(run)
-    assert result["passed"] is False and result["duration"] == 3.0
-    assert result["artifacts"] == {"dir": str(run), "pcaps": {"client": str(run / "client.pcap")}}
+    result, source = result_of_dir(run)
+    assert result.passed is False and result.duration == 3.0 and source == "result.json"
+    assert result.artifacts == {"dir": str(run), "pcaps": {"client": str(run / "client.pcap")}}
     assert "not installed here" in render_page([result], tmp_path)
 
 

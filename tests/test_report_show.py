@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pcapbuild import Conversation, write_pcap
 
-from netbed import runner
+from netbed import runner, verdict
 from netbed.cli import main
 from netbed.experiment import Evidence
 from netbed.report.folder import LADDER_SVG, LADDER_TEXT, ladder_files
@@ -117,7 +117,7 @@ def test_a_folder_that_cannot_be_shown_is_a_one_line_error(tmp_path, capsys, dam
 
 def test_write_result_puts_the_same_ladder_in_text_and_svg(tmp_path):
     run = write_run(tmp_path / "run")
-    runner.write_result(run, runner.check_dir(run))
+    runner.write_result(run, verdict.check_dir(run))
     text = (run / "ladder.txt").read_text()
     root = ET.fromstring((run / "ladder.svg").read_bytes())
     svg_arrows = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if "arrow" in g.get("class", "").split()]

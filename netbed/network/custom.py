@@ -7,7 +7,7 @@ People arrive with a `Topo` they already wrote (or one of Mininet's examples): a
 with its `config()`), their `ip=`, `defaultRoute=`, `intfName1/2`, `params1/2` and `bw`. What
 netbed adds:
 
-- every switch is a Linux bridge in a namespace of its own (`NamespacedBridge`): nothing appears in
+- every switch is a Linux bridge in a namespace of its own (netbed's `LinuxBridge`): nothing appears in
   the root namespace, two labs never collide on interface names, and no node gets a route out;
 - what cannot work here is refused before anything is built, in one line: Open vSwitch classes,
   nodes in the root namespace (NAT, controllers, `inNamespace=False`), delay/jitter/loss without `sch_netem`,
@@ -22,6 +22,7 @@ netbed adds:
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import os
 import re
@@ -32,15 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from mininet.link import Intf, TCIntf
-from mininet.net import Mininet
 from mininet.node import Controller
-from mininet.nodelib import NAT, LinuxBridge
+from mininet.node import Host as MininetHost
+from mininet.nodelib import NAT
+from mininet.nodelib import LinuxBridge as MininetLinuxBridge
 from mininet.topo import LinearTopo, MinimalTopo, SingleSwitchReversedTopo, SingleSwitchTopo, Topo
 from mininet.topolib import TorusTopo, TreeTopo
-from mininet.util import buildTopo, splitArgs
+from mininet.util import buildTopo, specialClass, splitArgs
 
 from netbed.errors import NetbedError
-from netbed.network.nodes import BRIDGE_NF, NamespacedBridge, VethLink
+from netbed.network.mnnet import Network
+from netbed.network.nodes import Host, LinuxBridge, VethLink
+from netbed.network.plan import FIRST_INDEX, node_sysctls
 from netbed.network.shaping import netem_available
 from netbed.network.testbed import Testbed
 from netbed.spec import Interface, Node, Route, Segment, Topology
@@ -129,12 +133,10 @@ def end_hosts(topo: Topo) -> list[str]:
     Before the build a router is known by its class (a Node subclass that is not a Host, like
     linuxrouter.py's `LinuxRouter(Node)`); netbed's own Router class counts too.
     """
-    from mininet.node import Host
-
     hosts = []
     for name in topo.hosts():
         cls = topo.nodeInfo(name).get("cls")
-        if cls is not None and isinstance(cls, type) and not issubclass(cls, Host):
+        if cls is not None and isinstance(cls, type) and not issubclass(cls, MininetHost):
             continue
         hosts.append(name)
     return hosts
@@ -148,7 +150,7 @@ def check_topo(topo: Topo, label: str) -> None:
         info = topo.nodeInfo(name)
         cls = info.get("cls")
         if topo.isSwitch(name):
-            if cls is not None and not (isinstance(cls, type) and issubclass(cls, LinuxBridge)):
+            if cls is not None and not (isinstance(cls, type) and issubclass(cls, MininetLinuxBridge)):
                 raise NetbedError(f"switch {name} asks for {getattr(cls, '__name__', cls)}: netbed builds custom "
                                   "topologies with Linux bridges (no Open vSwitch kernel module here) — drop its cls=")
         elif (isinstance(cls, type) and issubclass(cls, (NAT, Controller))) or info.get("inNamespace") is False:
@@ -200,16 +202,14 @@ def has_switch_loop(topo: Topo) -> bool:
     return False
 
 
-class StpBridge(NamespacedBridge):
-    """A namespaced Linux bridge running the spanning tree protocol with the shortest timers Linux accepts.
+class StpBridge(LinuxBridge):
+    """netbed's namespaced Linux bridge running the spanning tree protocol with the shortest timers Linux accepts.
 
     The timers are set before STP is switched on and before any port joins: a port that starts
     listening under the default 15 s forward delay keeps that timer, and the loop takes 30 s to settle.
     """
 
     def start(self, _controllers) -> None:
-        for knob in BRIDGE_NF:
-            self.cmd(f"[ -w /proc/sys/net/bridge/{knob} ] && echo 0 > /proc/sys/net/bridge/{knob}")
         self.cmd("brctl", "addbr", self)
         self.cmd("brctl", "setfd", self, STP_FORWARD_DELAY)
         self.cmd("brctl", "sethello", self, STP_HELLO)
@@ -227,13 +227,16 @@ class StpBridge(NamespacedBridge):
 
 
 class CustomLink(VethLink):
-    """netbed's veth pair; with `bw` (or other tc parameters) on the link its interfaces are Mininet's
-    TCIntf, as TCLink makes them — `mn` without `--link tc` would silently ignore them."""
+    """netbed's veth pair, its two ends given distinct interface indexes (see VethLink); with `bw` (or
+    other tc parameters) on the link its interfaces are Mininet's TCIntf, as TCLink makes them — `mn`
+    without `--link tc` would silently ignore them."""
+
+    _indexes = itertools.count(FIRST_INDEX)
 
     def __init__(self, node1, node2, **params) -> None:
         if any(params.get(k) is not None for k in TC_PARAMS) and params.get("intf") in (None, Intf):
             params["intf"] = TCIntf  # Mininet.addLink passes its default Intf along
-        super().__init__(node1, node2, **params)
+        super().__init__(node1, node2, index1=next(self._indexes), index2=next(self._indexes), **params)
 
 
 class CustomTestbed(Testbed):
@@ -251,12 +254,12 @@ class CustomTestbed(Testbed):
     def start(self) -> CustomTestbed:
         from mininet.log import setLogLevel
 
-        from netbed.network.nodes import Host
-
-        setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
         began = time.monotonic()
-        switch = StpBridge if self.stp else NamespacedBridge
-        net = Mininet(topo=self.mn_topo, switch=switch, host=Host, link=CustomLink, controller=None,
+        setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
+        quiet = {"sysctls": node_sysctls("switch", ipv6=self.keep_ipv6)}
+        switch = specialClass(StpBridge if self.stp else LinuxBridge, defaults=quiet)
+        host = specialClass(Host, defaults={"sysctls": node_sysctls("host", ipv6=self.keep_ipv6)})
+        net = Network(topo=self.mn_topo, switch=switch, host=host, link=CustomLink, controller=None,
                       autoSetMacs=False, waitConnected=False, build=False)
         self.net = net
         try:
@@ -287,7 +290,8 @@ class CustomTestbed(Testbed):
             time.sleep(0.2)
 
     def _quiet_ipv6(self) -> None:
-        """No router solicitations or MLD reports in the captures: IPv6 off in every node, as the fast build does."""
+        """No router solicitations or MLD reports in the captures: IPv6 off in every node, also in nodes of
+        the user's own classes (netbed's Host and switches had it off from their first moment)."""
         from netbed.network import rtnl
 
         knobs = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
@@ -338,7 +342,7 @@ def _peer(intf):
     return link.intf2 if link.intf1 is intf else link.intf1
 
 
-def _switch_segments(net: Mininet) -> dict[str, str]:
+def _switch_segments(net: Network) -> dict[str, str]:
     """Switch name -> the broadcast domain it belongs to (switches joined by links), named by its first switch."""
     names = sorted((s.name for s in net.switches), key=_natural)
     parent = {n: n for n in names}

@@ -1,85 +1,173 @@
-"""Mininet node classes netbed builds networks from: a namespaced Linux bridge and a Linux router."""
+"""Mininet's node, switch and link classes, as netbed builds networks from them.
+
+Every node is a real Mininet node, made through Mininet's constructors: `cmd`, `sendCmd`, `monitor`,
+`popen`, `IP`, `setIP`, `connectionsTo` and the CLI are Mininet's own code. Two things differ:
+
+- On the fast build the namespace already exists (netbed made it, and holds a descriptor to it), so a
+  node's shell enters it with nsenter instead of `mnexec -n`, and starts the first time anything
+  needs it (its pid, its pty, a command): a 4,096-host network does not pay for 4,096 idle shells.
+- Switches live in a namespace of their own. Stock Mininet puts them in the root namespace, where
+  their ports are global names (two runs collide), outlive a crashed run and — with br_netfilter
+  loaded — send every bridged frame through the machine's firewall.
+
+The class names are Mininet's (`Host`, `LinuxBridge`), so `dump` prints what stock `mn` prints.
+"""
 from __future__ import annotations
 
-import itertools
+import os
+import signal
+import subprocess
 
-from mininet.link import Link
-from mininet.node import Node
-from mininet.nodelib import LinuxBridge
-
-BRIDGE_NF = ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables")
+from mininet.link import Intf, Link
+from mininet.node import Host as MininetHost
+from mininet.nodelib import LinuxBridge as MininetLinuxBridge
 
 
-class NamespacedBridge(LinuxBridge):
-    """A Linux bridge that lives in a network namespace of its own.
+def nsenter(netns_fd: int) -> list[str]:
+    """argv prefix entering the namespace netbed's process holds open as `netns_fd`."""
+    return ["nsenter", f"--net=/proc/{os.getpid()}/fd/{netns_fd}"]
 
-    Stock Mininet puts switches in the root namespace, where their ports are global names (two
-    runs collide), outlive a crashed run, and — with br_netfilter loaded — send every bridged frame
-    through the machine's own firewall. In its own namespace the bridge's ports vanish with the
-    namespace, and bridge netfilter is switched off there only (the sysctl is per namespace), so
-    the root namespace's settings are never touched.
+
+def _deferred(attr: str) -> property:
+    """An attribute of the node's shell; reading it starts a deferred shell first."""
+    private = "_shell_" + attr
+
+    def get(self):
+        value = self.__dict__.get(private)
+        if value is None and self.__dict__.get("_deferred"):
+            self._start_deferred_shell()
+            value = self.__dict__.get(private)
+        return value
+
+    def set(self, value) -> None:
+        self.__dict__[private] = value
+
+    return property(get, set, doc=f"Node.{attr}; reading it starts a deferred shell")
+
+
+class NetnsShell:
+    """Mixin for Mininet nodes: with `netns_fd`, the node lives in that existing namespace.
+
+    Node.__init__ calls startShell(); here that call only marks the shell as deferred. Every Node
+    method reaches the shell through shell/pid/stdin/stdout/pollOut, and reading any of them starts
+    it — so all of Mininet's methods work unchanged, and `terminate` of a node nobody used is free.
     """
 
-    def __init__(self, name: str, **params) -> None:
-        params["inNamespace"] = True
+    shell = _deferred("shell")
+    pid = _deferred("pid")
+    stdin = _deferred("stdin")
+    stdout = _deferred("stdout")
+    pollOut = _deferred("pollOut")  # noqa: N815 (Mininet's name)
+
+    def __init__(self, name: str, netns_fd: int | None = None, sysctls: dict[str, str] | None = None,
+                 **params) -> None:
+        self.netns_fd = netns_fd
+        self.sysctls = dict(sysctls or {})
+        self._deferred = False
         super().__init__(name, **params)
+        if netns_fd is None and self.sysctls:
+            # classic build: the shell made the namespace just now, before any link exists
+            # (-e: bridge-nf keys are absent when br_netfilter is not loaded: nothing to switch off)
+            self.cmd("sysctl -q -e -w " + " ".join(f"{k}={v}" for k, v in self.sysctls.items()))
 
-    @classmethod
-    def setup(cls) -> None:
-        # Mininet's check reads the root namespace's bridge-nf sysctls, which do not apply here.
-        pass
+    def startShell(self, mnopts=None) -> None:  # noqa: N802 (Mininet's name)
+        if self.netns_fd is not None and self.__dict__.get("_shell_shell") is None and not self._deferred:
+            self._deferred = True
+            return
+        super().startShell(mnopts)
 
-    def start(self, controllers) -> None:
-        for knob in BRIDGE_NF:
-            self.cmd(f"[ -w /proc/sys/net/bridge/{knob} ] && echo 0 > /proc/sys/net/bridge/{knob}")
-        super().start(controllers)
+    def _start_deferred_shell(self) -> None:
+        self._deferred = False
+        super().startShell()
+
+    def _popen(self, cmd, **params) -> subprocess.Popen:
+        """Node.startShell's `mnexec -cdn bash ...` becomes `nsenter --net=... bash ...` (-c, -d kept)."""
+        if self.netns_fd is not None and cmd and cmd[0] == "mnexec":
+            cmd = nsenter(self.netns_fd) + list(cmd[2:])
+            params.update(close_fds=True, start_new_session=True)
+        return super()._popen(cmd, **params)
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        """Node.popen, entering the namespace with nsenter instead of `mnexec -da PID` (no shell needed)."""
+        if self.netns_fd is not None:
+            kwargs.setdefault("mncmd", nsenter(self.netns_fd))
+            kwargs.setdefault("start_new_session", True)  # mnexec -d: its own session and process group
+        return super().popen(*args, **kwargs)
+
+    def terminate(self) -> None:
+        """Stop the shell and everything it started (one process group); nothing to do if never started."""
+        self._deferred = False
+        shell = self.__dict__.get("_shell_shell")
+        if self.netns_fd is not None and shell is not None and shell.poll() is None:
+            try:
+                os.killpg(shell.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        super().terminate()
+
+    def mountPrivateDirs(self) -> None:  # noqa: N802
+        if self.netns_fd is None or self.privateDirs:
+            super().mountPrivateDirs()
+
+    def shell_started(self) -> bool:
+        return self.__dict__.get("_shell_shell") is not None
 
 
-class Host(Node):
-    """Mininet's host, with IPv6 duplicate address detection off when the network uses IPv6.
-
-    DAD keeps a new address "tentative" for about a second; the first packets of an experiment
-    would wait or be lost. Set before any link exists, so every interface inherits it.
-    """
-
-    def __init__(self, name: str, ipv6: bool = False, **params) -> None:
-        self.ipv6 = ipv6
-        super().__init__(name, **params)
-
-    def startShell(self, *args, **kwargs):  # noqa: N802 (Mininet's name)
-        result = super().startShell(*args, **kwargs)
-        if self.ipv6:
-            self.cmd("sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0")
-        return result
+class Host(NetnsShell, MininetHost):
+    """Mininet's Host, in a namespace netbed made (fast build) or its shell made (classic build)."""
 
 
 class Router(Host):
-    """A host with IP forwarding on, as in Mininet's examples/linuxrouter.py.
+    """A host with IP forwarding on (its plan's sysctls), as in Mininet's examples/linuxrouter.py."""
 
-    ip_forward is a per-namespace sysctl, so nothing outside the router changes.
+
+class LinuxBridge(NetnsShell, MininetLinuxBridge):
+    """Mininet's LinuxBridge in a namespace of its own, with that namespace's `lo` as port 0.
+
+    Stock Mininet's root-namespace switches list `lo` (their control interface); a namespaced switch
+    has its own loopback, listed the same way so `net`, `dump` and `intfs` read as under `mn`.
     """
 
-    def config(self, **params):
-        result = super().config(**params)
-        self.cmd("sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")
-        return result
+    def __init__(self, name: str, netns_fd: int | None = None, **params) -> None:
+        params["inNamespace"] = True
+        super().__init__(name, netns_fd=netns_fd, **params)
+        Intf("lo", node=self, port=0, moveIntfFn=_in_place)
+
+    @classmethod
+    def setup(cls) -> None:
+        # Mininet's check warns about the root namespace's bridge-nf sysctls; the plan switches them
+        # off in this switch's own namespace instead.
+        pass
+
+
+class PlannedLink(Link):
+    """A Mininet Link over a veth pair that already exists (the fast build made it over netlink).
+
+    Link.__init__ calls makeIntfPair, then wraps both ends in Intf objects; only the first step
+    differs, so only it is overridden.
+    """
+
+    @classmethod
+    def makeIntfPair(cls, *args, **kwargs) -> None:  # noqa: N802 (Mininet's name)
+        pass
 
 
 class VethLink(Link):
-    """A veth pair created directly in its two namespaces, with distinct interface indexes.
+    """Classic build: a veth pair created in its two namespaces with the plan's indexes and MACs.
 
     Every node has its own namespace, where interface indexes restart at 1, so both ends of a pair
     would often get the same index. The kernel then takes the pair for a non-virtual device and
     delays its carrier-up event by up to a second (linkwatch): the bridge port stays "disabled",
-    the first ARP is lost. Explicit, different indexes make the carrier come up at once.
+    the first ARP is lost. The plan gives the two ends different indexes, and the carrier is at once.
     """
 
-    _index = itertools.count(1000)
+    def __init__(self, node1, node2, index1: int = 0, index2: int = 0, **params) -> None:
+        self.indexes = (index1, index2)
+        super().__init__(node1, node2, **params)
 
-    @classmethod
-    def makeIntfPair(cls, intfname1, intfname2, addr1=None, addr2=None,  # noqa: N802 (Mininet's name)
+    def makeIntfPair(self, intfname1, intfname2, addr1=None, addr2=None,  # noqa: N802 (Mininet's name)
                      node1=None, node2=None, deleteIntfs=True):
-        index1, index2 = next(cls._index), next(cls._index)
+        index1, index2 = self.indexes
         argv = ["ip", "link", "add", "name", intfname1, "index", str(index1)]
         argv += ["address", addr1] if addr1 else []
         argv += ["type", "veth", "peer", "name", intfname2, "index", str(index2)]
@@ -88,3 +176,7 @@ class VethLink(Link):
         out = node1.cmd(*argv)
         if out.strip():
             raise RuntimeError(f"cannot create veth pair {intfname1}/{intfname2}: {out.strip()}")
+
+
+def _in_place(*_args) -> None:
+    """The interface is in the node's namespace already; Mininet need not move it."""

@@ -8,7 +8,6 @@ protocol, but building its socket costs about 2 ms per namespace — a second fo
 from __future__ import annotations
 
 import ctypes
-import errno
 import ipaddress
 import os
 import socket
@@ -167,6 +166,10 @@ class Rtnl:
         self._queue(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, _ifinfo(index, IFF_UP, IFF_UP) + attrs,
                     f"add veth {name}/{peer}")
 
+    def set_master(self, index: int, master: int) -> None:
+        self._queue(RTM_NEWLINK, 0, _ifinfo(index) + _attr(IFLA_MASTER, struct.pack("I", master)),
+                    f"set link {index} master {master}")
+
     def set_up(self, index: int) -> None:
         self._queue(RTM_NEWLINK, 0, _ifinfo(index, IFF_UP, IFF_UP), f"set link {index} up")
 
@@ -203,4 +206,4 @@ def write_sysctls(netns_fd: int, values: dict[str, str]) -> None:
                     raise
 
 
-__all__ = ["Rtnl", "NetlinkError", "new_namespaces", "inside", "setns", "write_sysctls", "errno"]
+__all__ = ["Rtnl", "NetlinkError", "new_namespaces", "inside", "setns", "write_sysctls"]

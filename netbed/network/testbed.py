@@ -5,7 +5,6 @@ for them to be ready, so everything a run starts is known and stopped by the run
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import signal
@@ -40,6 +39,7 @@ class Testbed:
     topology: Topology
     switch: str = "bridge"
     ipv6: bool = False  # also give every interface its IPv6 twin address, gateways and routes
+    classic: bool = False  # Linux bridges built by Mininet itself, node by node (as with --switch ovs)
     timings: Timings = field(default_factory=Timings)
 
     def __post_init__(self) -> None:
@@ -51,6 +51,7 @@ class Testbed:
                 "(no ovs-vsctl; the kernel here has no openvswitch module) — use --switch bridge"
             )
         self.net = None
+        self.plan = None
         self._fast = None
         self._ns_fds: dict[str, int] = {}  # classic build only: namespaces opened by namespace_fds
         self._procs: list[subprocess.Popen] = []
@@ -64,88 +65,69 @@ class Testbed:
         self.stop()
 
     def start(self) -> Testbed:
-        """Linux bridges: built in bulk over netlink (fast.py); Open vSwitch: Mininet's own build."""
+        """Plan first (every limit checked before anything exists), then apply it.
+
+        Linux bridges: built in bulk over netlink (fast.py), unless `classic`; Open vSwitch and the
+        classic build: Mininet's own build, node by node through its shells.
+        """
         from mininet.log import setLogLevel
 
-        setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
-        began = time.monotonic()
-        if self.switch == "bridge":
-            from netbed.network.fast import FastNetwork
+        from netbed.network.plan import make_plan
 
-            self._fast = FastNetwork(self.topology, ipv6=self.ipv6)
-            try:
+        setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
+        self.plan = make_plan(self.topology, ipv6=self.ipv6)
+        began = time.monotonic()
+        try:
+            if self.switch == "bridge" and not self.classic:
+                from netbed.network.fast import FastNetwork
+
+                self._fast = FastNetwork(self.topology, self.plan)
                 self.net = self._fast.build()
-            except BaseException:
-                self.stop()
-                raise
-        else:
-            self._start_mininet()
+            else:
+                self._start_mininet()
+        except BaseException:
+            self.stop()
+            raise
         self.timings.build = time.monotonic() - began
         return self
 
     def _start_mininet(self) -> None:
-        from mininet.net import Mininet
+        from netbed.network.fast import add_links
+        from netbed.network.mnnet import Network
+        from netbed.network.nodes import Host, LinuxBridge, Router, VethLink
 
-        from netbed.network.nodes import Host, NamespacedBridge, Router, VethLink
-
-        switch_cls = NamespacedBridge
+        switch_cls, switch_params = LinuxBridge, True
         if self.switch == "ovs":
             from mininet.node import OVSBridge
 
-            switch_cls = OVSBridge
-        net = Mininet(topo=None, switch=switch_cls, controller=None, build=False, link=VethLink,
+            switch_cls, switch_params = OVSBridge, False
+        plan = self.plan
+        net = Network(topo=None, switch=switch_cls, controller=None, build=False, link=VethLink,
                       autoSetMacs=False, autoStaticArp=False, waitConnected=False)
         self.net = net
-        try:
-            for seg in self.topology.switches:
-                net.addSwitch(seg.name, cls=switch_cls)
-            for node in self.topology.nodes:
-                params = {"ip": None, "cls": Host, "ipv6": self.ipv6}
-                if node.kind == "router":
-                    params["cls"] = Router
-                elif node.gateway:
-                    params["defaultRoute"] = f"via {node.gateway}"
-                net.addHost(node.name, **params)
-            self._add_links(net)
-            net.build()
-            net.start()
-            for node in self.topology.routers:
-                for route in node.routes:
-                    self.run(node.name, ["ip", "route", "add", str(route.destination), "via", route.via])
-            if self.ipv6:
-                self._configure_ipv6()
-        except BaseException:
-            self.stop()
-            raise
+        for node in self.topology.nodes:
+            net.addHost(node.name, cls=Router if node.kind == "router" else Host, ip=None,
+                        sysctls=plan.nodes[node.name].sysctls)
+        for seg in self.topology.switches:
+            extra = {"sysctls": plan.nodes[seg.name].sysctls} if switch_params else {}
+            net.addSwitch(seg.name, cls=switch_cls, **extra)
+        v4 = {(n.name, i.name): str(i.address) for n in self.topology.nodes for i in n.interfaces}
 
-    def _configure_ipv6(self) -> None:
-        """IPv6 twins of every address (no duplicate address detection: usable at once), routes."""
-        from netbed.spec import v6
+        def link_params(link) -> dict:
+            return {"cls": VethLink, "index1": link.end1.index, "index2": link.end2.index,
+                    "params1": {"ip": v4[(link.end1.node, link.end1.name)]},
+                    "params2": {"ip": v4[(link.end2.node, link.end2.name)]} if not link.bridge2 else {}}
 
-        topo = self.topology
-        by_v4 = {i.ip: i.ip6 for n in topo.nodes for i in n.interfaces}
-        for node in topo.nodes:
-            for intf in node.interfaces:
-                self.run(node.name, ["ip", "-6", "addr", "add", str(intf.address6), "dev", intf.name, "nodad"])
-            if node.gateway:
-                self.run(node.name, ["ip", "-6", "route", "add", "default", "via", by_v4[node.gateway]])
-            for route in node.routes:
-                dest = v6(ipaddress.IPv4Interface(route.destination)).network
-                self.run(node.name, ["ip", "-6", "route", "add", str(dest), "via", by_v4[route.via]])
-
-    def _add_links(self, net) -> None:
-        topo = self.topology
-        for seg in topo.segments:
-            members = topo.members(seg.name)
-            if seg.switched:
-                for node, intf in members:
-                    net.addLink(node.name, seg.name, intfName1=intf.name, addr1=intf.mac,
-                                params1={"ip": str(intf.address)})
-            else:
-                (a, ia), (b, ib) = members
-                net.addLink(a.name, b.name, intfName1=ia.name, intfName2=ib.name,
-                            addr1=ia.mac, addr2=ib.mac,
-                            params1={"ip": str(ia.address)}, params2={"ip": str(ib.address)})
+        add_links(net, self.topology, plan, link_params)
+        net.build()
+        net.start()
+        for name, node_plan in plan.nodes.items():
+            for intf, address in node_plan.addresses:
+                if address.version == 6:
+                    self.run(name, ["ip", "-6", "addr", "add", str(address), "dev", intf, "nodad"])
+            for destination, gateway in node_plan.routes:
+                family = ["-6"] if ":" in gateway else []
+                self.run(name, ["ip", *family, "route", "add", str(destination or "default"), "via", gateway])
 
     def stop(self) -> None:
         began = time.monotonic()

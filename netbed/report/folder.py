@@ -1,22 +1,20 @@
-"""The report stage on a run folder: the ladder files `netbed run` writes, and what `netbed show` prints.
+"""The report stage on a run folder: the ladder files `netbed run` writes, and what `netbed show` shows.
 
 Everything here reads the saved folder only (pcaps, evidence.json, result.json), so a run can be
 looked at again on any machine, long after the network that made it is gone.
 """
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from netbed.errors import NetbedError
-from netbed.experiment import Evidence, get
+from netbed.experiment import EVIDENCE, Evidence
 from netbed.report.ladder import Ladder, build_ladder, render_text
 from netbed.report.svg import render_svg
-
-LADDER_TEXT = "ladder.txt"
-LADDER_SVG = "ladder.svg"
-SIDES = ("client", "server")
+from netbed.verdict import LADDER_SVG, LADDER_TEXT, SIDES, RunResult, result_of_dir
 
 
 def describe_point(capture: dict) -> str:
@@ -57,78 +55,66 @@ def ladder_files(evidence: Evidence) -> dict[str, str]:
     return {LADDER_TEXT: render_text(ladder) + "\n", LADDER_SVG: render_svg(ladder)}
 
 
-def show_dir(directory: Path) -> dict[str, Any]:
+def write_ladder_files(evidence: Evidence) -> None:
+    """Write ladder.txt and ladder.svg (the same rows) into the run folder of `evidence`."""
+    for name, content in ladder_files(evidence).items():
+        (evidence.directory / name).write_text(content)
+
+
+def run_dirs(paths: Iterable[Path]) -> list[Path]:
+    """The run folders named by `paths`: a run folder itself, or a folder of run folders (``runs/``)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / EVIDENCE).is_file():
+            found.append(path)
+        elif path.is_dir():
+            inside = sorted(p for p in path.iterdir() if (p / EVIDENCE).is_file())
+            if not inside:
+                raise NetbedError(f"{path} is neither a netbed run folder nor a folder of run folders "
+                                  f"(no {EVIDENCE} in it or below it)")
+            found += inside
+        else:
+            raise NetbedError(f"no such folder: {path}")
+    return found
+
+
+def results_from_dirs(paths: Iterable[Path]) -> list[RunResult]:
+    """The verdict of every run folder named by `paths` (see `run_dirs` and `verdict.result_of_dir`)."""
+    return [result_of_dir(d)[0] for d in run_dirs(paths)]
+
+
+@dataclass
+class Shown:
+    """A saved run as ``netbed show`` presents it: its verdict, the ladder and both sides' kernel states."""
+
+    result: RunResult
+    verdict_from: str  # "re-check" or "result.json"
+    ladder: Ladder | None
+    states: dict[str, list[dict[str, Any]]]
+    states_source: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.result
+        return {"experiment": r.experiment, "topology": r.topology, "passed": r.passed,
+                "verdict_from": self.verdict_from, "assertions": [a.to_json() for a in r.assertions],
+                "artifacts": r.artifacts, "states": self.states, "states_source": self.states_source,
+                "ladder": self.ladder.to_json() if self.ladder is not None else None}
+
+
+def show_dir(directory: Path) -> Shown:
     """Verdict, ladder and states of a saved run, for ``netbed show DIR``.
 
     The verdict is re-checked from the saved captures when the experiment still exists (so it reflects
     the current assertions); otherwise it is the one saved in result.json, and ``verdict_from`` says so.
     """
     directory = Path(directory)
-    try:
-        return _show(directory)
-    except (OSError, ValueError, KeyError) as exc:  # a damaged folder: say what, not a traceback
-        if isinstance(exc, OSError) and exc.filename:
-            what = f"{exc.filename}: {exc.strerror}"
-        else:
-            what = f"{type(exc).__name__}: {exc}"
-        raise NetbedError(f"{directory} cannot be shown, its saved files are damaged ({what})") from None
-
-
-def _show(directory: Path) -> dict[str, Any]:
+    result, verdict_from = result_of_dir(directory)
     evidence = Evidence.load(directory)
     try:
-        get(evidence.experiment)
-    except NetbedError:
-        result = _saved_result(directory)
-        verdict_from = "result.json"
-    else:
-        from netbed.runner import check_dir  # the runner imports this module to write the files
-
-        result = check_dir(directory)
-        verdict_from = "re-check"
-    ladder = ladder_of_run(evidence)
-    return {
-        "experiment": result["experiment"],
-        "topology": result["topology"],
-        "passed": result["passed"],
-        "verdict_from": verdict_from,
-        "assertions": result["assertions"],
-        "artifacts": result.get("artifacts", {"dir": str(directory)}),
-        "states": {side: evidence.states(side) for side in SIDES},
-        "states_source": (evidence.facts.get("states") or {}).get("source"),
-        "ladder": ladder.to_json() if ladder is not None else None,
-        "ladder_text": render_text(ladder) if ladder is not None else "(no TCP connection in the capture)",
-    }
-
-
-def _saved_result(directory: Path) -> dict[str, Any]:
-    path = directory / "result.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise NetbedError(f"{directory}: its experiment is not installed and {path.name} is missing or "
-                          "unreadable, so there is no verdict to show") from None
-
-
-def format_show(shown: dict[str, Any]) -> str:
-    """The text of ``netbed show``: verdict and assertions as ``netbed run`` prints them, ladder, states."""
-    verdict = "PASS" if shown["passed"] else "FAIL"
-    origin = "re-checked from the saved captures" if shown["verdict_from"] == "re-check" else \
-        "as saved in result.json (the experiment is not installed here)"
-    lines = [f"{verdict}  {shown['experiment']} on {shown['topology']}  ({origin})"]
-    for a in shown["assertions"]:
-        mark = "✓" if a["passed"] else "✗"
-        if "\n" in a["detail"]:
-            lines.append(f"  {mark} {a['name']}")
-            lines += ["      " + line for line in a["detail"].splitlines()]
-        else:
-            lines.append(f"  {mark} {a['name']}: {a['detail']}")
-    lines += ["", shown["ladder_text"], ""]
-    source = shown["states_source"] or "not recorded"
-    lines.append(f"kernel TCP states (source: {source}):")
-    for side in SIDES:
-        states = shown["states"][side]
-        names = " → ".join(s["state"] + ("*" if s.get("via") else "") for s in states) or "none recorded"
-        lines.append(f"  {side}: {names}")
-    lines.append(f"\nrun folder: {shown['artifacts']['dir']}")
-    return "\n".join(lines)
+        ladder = ladder_of_run(evidence)
+    except (OSError, ValueError, KeyError) as exc:  # a damaged capture: say what, not a traceback
+        what = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else \
+            f"{type(exc).__name__}: {exc}"
+        raise NetbedError(f"{directory} cannot be shown, its saved files are damaged ({what})") from None
+    return Shown(result, verdict_from, ladder, {side: evidence.states(side) for side in SIDES},
+                 (evidence.facts.get("states") or {}).get("source"))
