@@ -9,13 +9,16 @@ host that owns each address. Like the run folders, this reads only the saved fol
 from __future__ import annotations
 
 import json
-from html import escape
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, PackageLoader
+from markupsafe import Markup
+
 from netbed import __version__
 from netbed.errors import NetbedError
-from netbed.report.html import CSS, relative_link
 from netbed.report.ladder import build_ladder, render_text
 from netbed.report.svg import render_svg
 from netbed.trace import kernel_states, read_trace
@@ -104,68 +107,27 @@ def summary_line(c: dict[str, Any]) -> str:
 
 
 def render_page(directory: Path, conns: list[dict[str, Any]]) -> str:
+    """The lab's page: a table of the session's connections, then each one's ladder and kernel states."""
     lab = json.loads((directory / LAB_JSON).read_text())
-    title = f"netbed lab on {lab['topology']['name']}"
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>", f"<h1>{escape(title)}</h1>",
-             f'<p class="rp-sub">{len(conns)} TCP connection{"s" if len(conns) != 1 else ""} in the session; '
-             f"{len(lab['captures'])} interfaces captured from the first packet on</p>"]
-    if conns:
-        parts.append('<table class="rp-verdicts"><thead><tr><th>#</th><th>client</th><th>server</th>'
-                     "<th>handshake</th><th>close</th><th>bytes c→s / s→c</th></tr></thead><tbody>")
-        for c in conns:
-            conn, close = c["connection"], c["connection"]["close"]
-            parts.append(f'<tr><th><a href="#c{c["n"]}">{c["n"]}</a></th>'
-                         f"<td>{escape(str(c['client_host']))} <code>{escape(conn['client'])}</code></td>"
-                         f"<td>{escape(str(c['server_host']))} <code>{escape(conn['server'])}</code></td>"
-                         f"<td>{escape(conn['handshake'])}</td><td>{escape(close['kind'])}"
-                         f"{' (' + escape(close['initiator']) + ')' if close.get('initiator') else ''}</td>"
-                         f"<td>{conn['bytes']['client']} / {conn['bytes']['server']}</td></tr>")
-        parts.append("</tbody></table>")
-    else:
-        parts.append('<p class="rp-warn">No TCP connection was captured in this session.</p>')
+    shown = []
     for c in conns:
-        parts.append(_article(c))
-    parts.append(_captures(lab, directory))
-    parts.append(f"<footer>made by netbed {escape(__version__)} from {escape(LAB_JSON)} and the captures next to "
-                 "this page</footer></body></html>")
-    return "\n".join(parts) + "\n"
+        rows = sorted((float(s["time"]), side, s) for side in SIDES for s in c["states"].get(side) or [])
+        t0 = min([rows[0][0], float(c["connection"]["start"])]) if rows else 0.0
+        shown.append({**c, "svg": Markup(c["ladder_svg"]), "rows": [(t - t0, side, s) for t, side, s in rows]})
+    return _template().render(
+        css=Markup(_css()), topology=lab["topology"]["name"], conns=shown, captures=lab["captures"],
+        states_source=(lab["facts"].get("states") or {}).get("source"), sides=SIDES, version=__version__,
+        lab_json=LAB_JSON) + "\n"
 
 
-def _article(c: dict[str, Any]) -> str:
-    conn = c["connection"]
-    head = (f'<article class="rp-run" id="c{c["n"]}"><h3>{c["n"]}. {escape(str(c["client_host"]))} → '
-            f'{escape(str(c["server_host"]))} <span class="rp-dur">{escape(conn["client"])} → '
-            f'{escape(conn["server"])}</span></h3>')
-    facts = (f'<p class="rp-conn">handshake <b>{escape(conn["handshake"])}</b>, close <b>'
-             f'{escape(conn["close"]["kind"])}</b>'
-             f'{" by the " + escape(conn["close"]["initiator"]) if conn["close"].get("initiator") else ""}; '
-             f'half-close bytes {conn["half_close_bytes"]}; segments {conn["segments"]}; captured at '
-             f'{escape(c["captured_at"])}</p>')
-    ladder = f'<details class="rp-ladder" open><summary>ladder diagram</summary>{c["ladder_svg"]}</details>'
-    return head + facts + f'<div class="rp-grid"><div>{ladder}</div><div>{_states_table(c)}</div></div></article>'
+@lru_cache(maxsize=1)
+def _template():
+    return Environment(loader=PackageLoader("netbed.report", "templates"), autoescape=True).get_template("lab.html")
 
 
-def _states_table(c: dict[str, Any]) -> str:
-    events = sorted((float(s["time"]), side, s) for side in SIDES for s in c["states"].get(side) or [])
-    if not events:
-        why = "not recorded" if not c.get("states_source") else f"none found (source: {c['states_source']})"
-        return f'<h4>kernel TCP states</h4><p class="rp-note">{escape(why)}</p>'
-    t0 = min([events[0][0], float(c["connection"]["start"])])
-    rows = "".join(f'<tr><td class="rp-t">{t - t0:.3f}</td>'
-                   + "".join(f"<td>{escape(s['state'])}{'*' if s.get('via') else ''}</td>" if side == col
-                             else "<td></td>" for col in SIDES) + "</tr>" for t, side, s in events)
-    return ('<h4>kernel TCP states</h4><table class="rp-states"><thead><tr><th>time (s)</th>'
-            f"<th>client ({escape(str(c['client_host']))})</th><th>server ({escape(str(c['server_host']))})</th>"
-            f'</tr></thead><tbody>{rows}</tbody></table><p class="rp-note">source: '
-            f"{escape(str(c.get('states_source')))}</p>")
-
-
-def _captures(lab: dict[str, Any], directory: Path) -> str:
-    items = "".join(f'<li>{escape(cap["node"])} {escape(cap["interface"])}: <a href="{escape(cap["file"])}">'
-                    f"<code>{escape(cap['file'])}</code></a></li>" for cap in lab["captures"])
-    return (f'<h2>captures</h2><ul class="rp-pcaps">{items}</ul><p class="rp-note">lab folder: '
-            f"<code>{escape(relative_link(directory, directory))}</code></p>")
+@lru_cache(maxsize=1)
+def _css() -> str:
+    return resources.files("netbed.report").joinpath("templates/report.css").read_text(encoding="utf-8")
 
 
 def require_lab(directory: Path) -> None:
