@@ -67,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
             session(network, out, script)
         conns = write_lab_report(out)
     except OSError as exc:
-        raise runfolder.write_failed(out, exc) from None
+        raise runfolder.write_failed(out, exc, "lab folder") from None
     runfolder.finish(out)
     print(f"\n{len(conns)} TCP connection{'s' if len(conns) != 1 else ''} in this session:")
     for c in conns:

@@ -62,7 +62,7 @@ def finish(path: Path) -> None:
     (path / INCOMPLETE).unlink(missing_ok=True)
 
 
-def write_failed(path: Path, exc: OSError) -> NetbedError:
+def write_failed(path: Path, exc: OSError, what: str = "run folder") -> NetbedError:
     """The one-line error for a run that could not write its folder; the folder stays marked incomplete."""
     reason = exc.strerror or str(exc)
     try:  # say why inside the marker too, if the disk still takes a few bytes
@@ -71,7 +71,7 @@ def write_failed(path: Path, exc: OSError) -> NetbedError:
         pass
     where = f" ({exc.filename})" if exc.filename else ""
     hint = " — free some space or choose another --out" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-    return NetbedError(f"cannot write run folder {path}: {reason}{where}; it is left marked {INCOMPLETE}{hint}")
+    return NetbedError(f"cannot write {what} {path}: {reason}{where}; it is left marked {INCOMPLETE}{hint}")
 
 
 def require_complete(path: Path) -> None:

@@ -104,3 +104,18 @@ def test_a_disk_that_fills_up_while_writing_is_one_line_and_a_marked_folder(tmp_
         assert "run/INCOMPLETE" not in ran["files"] and "run/result.json" in ran["files"]
         assert checked["rc"] == 0, checked
     assert live_records(out) == []  # the run unregistered itself: its processes and namespaces are gone
+
+
+def test_a_lab_whose_disk_fills_up_is_one_line_and_a_marked_folder(tmp_path):
+    script = tmp_path / "session.cli"
+    script.write_text("h1 python3 -m http.server 80 &\nh2 sleep 1\nh2 curl -s -o /dev/null h1\n")
+    out = tmp_path / "disk" / "lab"
+    (ran,) = in_private_mount(tmp_path, "size=16k", ["lab", "--topo", "single,2", "--script", str(script),
+                                                     "--out", str(out)])
+    # Mininet's CLI says "*** Starting CLI:" on stderr; netbed's own word is one line, the last
+    said = [line for line in ran["err"].splitlines() if line.startswith("netbed:")]
+    assert ran["rc"] == 2 and len(said) == 1 and "Traceback" not in ran["err"], ran
+    assert ran["err"].splitlines()[-1] == said[0]
+    assert f"cannot write lab folder {out}: No space left on device" in ran["err"]
+    assert "lab/INCOMPLETE" in ran["files"]
+    assert live_records(out) == []
