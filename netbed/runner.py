@@ -26,7 +26,7 @@ from netbed.capture.states import SocketSampler, StateTracer
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
-from netbed.network.custom import CustomTopology
+from netbed.network.custom import CustomTopology, folder_label
 from netbed.preflight import require_emulation
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
@@ -35,6 +35,7 @@ from netbed.verdict import RunResult, broken_run, check_dir, save
 
 def new_run_dir(base: Path, experiment: str, topology: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    topology = folder_label(topology)  # a Mininet topology's arguments: tree,depth=2 -> tree-depth-2
     for n in range(1000):
         path = base / f"{stamp}-{experiment}-{topology}" if n == 0 else base / f"{stamp}-{experiment}-{topology}-{n}"
         try:
@@ -239,12 +240,12 @@ def plan(name: str | None, topology: str | None, all_: bool,
         if all_:
             from netbed.experiment import catalog
 
-            return [(e, custom.name) for e in catalog() if set(topologies.TOPOLOGIES) <= set(e.topologies)
+            return [(e, custom.label) for e in catalog() if set(topologies.TOPOLOGIES) <= set(e.topologies)
                     and not getattr(e.module, "IPV6", False)]
         if name is None:
             raise NetbedError("name an experiment (see `netbed list`) or use --all")
         require_any_topology(get(name))
-        return [(get(name), custom.name)]
+        return [(get(name), custom.label)]
     if topology is not None:
         topologies.module(topology)  # validates the name
     if all_:

@@ -16,6 +16,7 @@ from mininet.examples.linuxrouter import NetworkTopo
 from mininet.examples.linearbandwidth import LinearTestTopo
 from mininet.examples.multilink import simpleMultiLinkTopo
 from mininet.node import Node
+from mininet.topo import Topo
 
 class NoForwarding(NetworkTopo):
     "linuxrouter.py's network with r0 as a plain Node: nothing forwards between the subnets"
@@ -23,8 +24,15 @@ class NoForwarding(NetworkTopo):
         super().build(**opts)
         self.nodeInfo("r0")["cls"] = Node
 
+class Named(Topo):
+    "interfaces named and addressed on the link, from either end"
+    def build(self):
+        s1 = self.addSwitch("s1")
+        self.addLink(self.addHost("a", ip=None), s1, intfName1="a-lan", params1={"ip": "192.0.2.10/24"})
+        self.addLink(s1, self.addHost("b", ip=None), intfName2="b-lan", params2={"ip": "192.0.2.20/24"})
+
 topos = {"linuxrouter": NetworkTopo, "linearbw": LinearTestTopo, "multilink": simpleMultiLinkTopo,
-         "noforward": NoForwarding}
+         "noforward": NoForwarding, "named": Named}
 """
 
 REFUSED = """\
@@ -185,6 +193,10 @@ def test_user_parameters_reach_the_kernel(examples):
         assert [n.name for n in tb.topology.routers] == ["r0"]
         # nothing leads out of the emulation
         assert "default" not in tb.run("r0", ["ip", "-4", "route"]).stdout
+    with custom_topology("named", [examples]).testbed() as tb:
+        assert "inet 192.0.2.10/24" in tb.run("a", ["ip", "-4", "addr", "show", "a-lan"]).stdout
+        assert "inet 192.0.2.20/24" in tb.run("b", ["ip", "-4", "addr", "show", "b-lan"]).stdout
+        assert tb.ping("a", "192.0.2.20")
 
 
 SHAPED = """\
