@@ -491,7 +491,7 @@ def _completion_words() -> dict[str, Any]:
 
 
 # Positionals whose values come from the catalog; every other value is known from argparse itself.
-_POSITIONAL_WORDS = {("topo", "name"): "topologies", ("run", "name"): "experiments"}
+_POSITIONAL_WORDS = {("topo", "name"): "topologies", ("lab", "name"): "topologies", ("run", "name"): "experiments"}
 
 
 def _value_kind(command: str, action: argparse.Action) -> str | tuple[str, ...]:

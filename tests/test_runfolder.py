@@ -119,3 +119,16 @@ def test_a_lab_whose_disk_fills_up_is_one_line_and_a_marked_folder(tmp_path):
     assert f"cannot write lab folder {out}: No space left on device" in ran["err"]
     assert "lab/INCOMPLETE" in ran["files"]
     assert live_records(out) == []
+
+
+def test_offline_commands_leave_out_or_refuse_an_incomplete_folder(tmp_path):
+    runs = tmp_path / "runs"
+    broken = runs / "20260101-000000-handshake-lan"
+    broken.mkdir(parents=True)
+    (broken / "evidence.json").write_text("")  # cut off where the disk filled up
+    (broken / "INCOMPLETE").write_text("the run stopped while writing: No space left on device\n")
+    for command in ("check", "show", "report"):
+        one_line(netbed(command, str(broken)), f"{broken} is an incomplete run folder (the run stopped while "
+                                               "writing: No space left on device)")
+    # a folder of run folders: the incomplete one is left out (here nothing else is there)
+    one_line(netbed("report", str(runs)), "is neither a netbed run folder nor a folder of run folders")
