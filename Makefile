@@ -23,7 +23,7 @@ test: setup
 	  exit $$rc
 
 test-pure: setup
-	$(PYTEST) -m "not root" $(PYTEST_ARGS)
+	$(PYTEST) -m "not netbed" $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check netbed topologies experiments tests bench

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Protocol
 
-from netbed.trace.model import PSH as PSH_BIT
+from netbed.trace.constants import PSH as PSH_BIT
 from netbed.trace.model import flag_text
 
 _TERM = re.compile(r"^(seq|ack|len)(=|>|<)([a-z]\w*|\d+)(?:([+-])(\d+))?$")
@@ -65,7 +66,10 @@ class Assertion:
 
 
 def plain(value: Any) -> Any:
-    """`value` as JSON data (tuples and sets become lists), so a saved result reads back equal."""
+    """`value` as JSON data (tuples and sets become lists, enums their values), so a saved result reads
+    back equal."""
+    if isinstance(value, Enum):
+        return plain(value.value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)):

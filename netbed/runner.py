@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
@@ -31,6 +31,40 @@ from netbed.preflight import require_emulation
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
 from netbed.verdict import RunResult, broken_run, check_dir, save
+
+
+def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, switch: str = "bridge",
+               starting: Callable[[int, str, str], None] | None = None,
+               custom: CustomTopology | None = None) -> Iterator[RunResult]:
+    """Run each (experiment, topology) pair in turn, yielding each verdict as soon as it is known.
+
+    `out` is the run folder of a single run, or the parent of the series' folders (default runs/).
+    A series shares one run registration and one kernel state tracer, and bad input is reported
+    before anything starts. `starting(n, experiment, topology)` is told as each run begins. With
+    `custom`, every run is on that user's Mininet topology.
+    """
+    with series_session(pairs, custom):
+        for n, (exp, topo) in enumerate(pairs, 1):
+            if out is not None and len(pairs) == 1:
+                run_out = out
+            else:
+                run_out = new_run_dir(out or Path("runs"), exp.name, topo)
+            if starting is not None:
+                starting(n, exp.name, topo)
+            yield run_experiment(exp, topo, run_out, switch=switch, **({"custom": custom} if custom else {}))
+
+
+@contextmanager
+def series_session(pairs: list[tuple[Experiment, str]], custom: CustomTopology | None = None) -> Iterator[None]:
+    """What several runs share (a single run sets up its own in `run_experiment`)."""
+    if len(pairs) <= 1:
+        yield
+        return
+    if custom is None:  # a custom topology was loaded and checked already
+        topologies.build(pairs[0][1])  # bad input is reported before anything starts
+    require_emulation("tcpdump")
+    with runstate.owned(sys.argv), shared_state_tracer():
+        yield
 
 
 def new_run_dir(base: Path, experiment: str, topology: str) -> Path:

@@ -16,7 +16,7 @@ from netbed.errors import NetbedError
 # Node names become interface names "NAME-ethN" (15 characters at most in Linux), and reach
 # command lines inside hosts: letters and digits only.
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
-MAX_HOSTS = 2000
+MAX_HOSTS = 4096  # mininet.org's headline size; beyond 1,024 a LAN is a stack of bridges (network/plan.py)
 MAX_LANS = 250
 MAX_ROUTERS = 250
 # Locally administered (bit 1 of the first octet), the rest reads "nb": the first 24 bits play
@@ -81,12 +81,6 @@ class Node:
     def lan(self) -> str:
         return self.interfaces[0].segment
 
-    def interface_on(self, segment: str) -> Interface:
-        for intf in self.interfaces:
-            if intf.segment == segment:
-                return intf
-        raise KeyError(f"{self.name} has no interface on {segment}")
-
 
 @dataclass(frozen=True)
 class Segment:
@@ -120,12 +114,6 @@ class Topology:
         for n in self.nodes:
             if n.name == name:
                 return n
-        raise KeyError(name)
-
-    def segment(self, name: str) -> Segment:
-        for s in self.segments:
-            if s.name == name:
-                return s
         raise KeyError(name)
 
     def members(self, segment: str) -> list[tuple[Node, Interface]]:

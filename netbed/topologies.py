@@ -27,7 +27,3 @@ def build(name: str, **params: object) -> Topology:
         if key not in accepted:
             raise NetbedError(f"topology {name} takes no --{key}")
     return builder(**given)
-
-
-def summaries() -> dict[str, str]:
-    return {name: module(name).SUMMARY for name in TOPOLOGIES}

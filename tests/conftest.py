@@ -1,4 +1,5 @@
-"""Shared fixtures. Root tests build real emulated networks; the session checks that they leave
+"""Shared fixtures. Tests marked `netbed` (the pytest plugin's marker) build real emulated networks and
+are skipped, with preflight's reason, where this machine cannot; the session checks that they leave
 the root namespace exactly as it found it."""
 from __future__ import annotations
 
@@ -16,15 +17,6 @@ IS_ROOT = os.geteuid() == 0
 # so another netbed run on the machine (a second pytest, a user's demo) is none of our business.
 SESSION_MARK = f"NETBED_TEST_SESSION={os.getpid()}"
 os.environ["NETBED_TEST_SESSION"] = str(os.getpid())
-
-
-def pytest_collection_modifyitems(config, items):
-    if IS_ROOT:
-        return
-    skip = pytest.mark.skip(reason="needs root: real emulation (run `sudo make test`)")
-    for item in items:
-        if "root" in item.keywords:
-            item.add_marker(skip)
 
 
 def netbed(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

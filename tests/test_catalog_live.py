@@ -9,7 +9,7 @@ from netbed import runner, verdict
 from netbed.experiment import DEFAULT_PORT, catalog, get
 from netbed.programs import HTTPD
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 CASES = [(e.name, t) for e in catalog() for t in e.topologies]
 

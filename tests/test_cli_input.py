@@ -38,7 +38,7 @@ def test_trace_on_a_non_pcap_file_is_one_line(tmp_path):
         assert len(res.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.root
+@pytest.mark.netbed
 def test_not_root_is_told_to_use_sudo():
     setpriv = shutil.which("setpriv")
     if setpriv is None:
@@ -60,7 +60,7 @@ def test_list_names_each_experiment_with_its_claim_and_topologies():
         assert e["claim"] and e["gloss"] and e["topologies"]
 
 
-@pytest.mark.root
+@pytest.mark.netbed
 def test_a_missing_tool_is_named_with_what_to_do(tmp_path):
     """PATH holds every tool but tcpdump: one line that names it and the fix, exit 2, nothing built."""
     import os

@@ -2,8 +2,7 @@
 from dataclasses import dataclass
 
 from netbed.expect import Expect, flag_text
-
-SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
+from netbed.trace.constants import ACK, FIN, PSH, RST, SYN
 
 
 @dataclass

@@ -7,7 +7,7 @@ from conftest import netbed
 from netbed import runner, verdict
 from netbed.experiment import get
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 
 def test_run_cli_prints_verdict_ladder_and_writes_artifacts(tmp_path):

@@ -23,7 +23,7 @@ from test_expect import Conn, Seg  # hand-made segments, as the ladder's own tes
 
 from netbed.expect import Expect, assert_ladder, assert_passed
 from netbed.experiment import Experiment
-from netbed.trace.model import ACK, FIN
+from netbed.trace.constants import ACK, FIN
 
 DOC = REPO / "docs" / "writing-experiments.md"
 EXAMPLE = "test_close.py"
@@ -183,7 +183,7 @@ def test_the_netbed_marker_is_registered_and_selects_every_live_test(folder_of):
 
 # --- live: real networks ------------------------------------------------------------------------
 
-@pytest.mark.root
+@pytest.mark.netbed
 def test_the_worked_example_passes_as_root(folder_of):
     files = doc_files()
     folder = folder_of({EXAMPLE: files[EXAMPLE], REUSE_EXAMPLE: files[REUSE_EXAMPLE]})
@@ -199,7 +199,7 @@ def test_the_worked_example_passes_as_root(folder_of):
     assert f'<property name="netbed_run_folder" value="{runs[0]}"' in (folder / "report.xml").read_text()
 
 
-@pytest.mark.root
+@pytest.mark.netbed
 def test_a_broken_claim_fails_with_the_ladder_diff_and_the_run_folder(folder_of):
     example = doc_files()[EXAMPLE]
     broken = example.replace(PROMPT_CLOSE, PAUSED_CLOSE)
@@ -228,7 +228,7 @@ def test_a_broken_claim_fails_with_the_ladder_diff_and_the_run_folder(folder_of)
     assert session_processes() == []
 
 
-@pytest.mark.root
+@pytest.mark.netbed
 def test_the_docs_catalog_module_passes_its_own_check_on_a_live_lan(netbed_lab):
     mod = load_doc_module(CATALOG_EXAMPLE)
     mod.run(netbed_lab(mod.TOPOLOGIES[0]))

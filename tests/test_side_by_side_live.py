@@ -8,7 +8,7 @@ from conftest import NETBED, REPO
 from netbed import topologies
 from netbed.network import Testbed
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 
 def test_two_identical_testbeds_coexist_in_one_process():

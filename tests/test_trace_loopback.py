@@ -21,7 +21,7 @@ import pytest
 from netbed.trace import Connection, Trace, read_trace
 
 pytestmark = [
-    pytest.mark.root,
+    pytest.mark.netbed,
     pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed"),
     pytest.mark.skipif(os.geteuid() != 0, reason="capturing on lo needs root (or CAP_NET_RAW for tcpdump)"),
 ]

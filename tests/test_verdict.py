@@ -58,6 +58,15 @@ def test_a_result_reads_back_equal_from_its_json(tmp_path):
     assert again.assertions[-1].kind == "equal" and again.assertions[-1].expected is None
 
 
+def test_enum_values_are_saved_as_their_plain_values():
+    from netbed.trace.constants import CloseKind
+
+    expect = Expect()
+    expect.equal("close kind", "four-way", CloseKind("four-way"))
+    (a,) = expect.assertions
+    assert a.passed and type(a.observed) is str and a.observed == "four-way" and a.detail == "'four-way'"
+
+
 def test_a_result_json_written_before_values_still_reads():
     old = {"experiment": "handshake", "topology": "lan", "passed": False, "artifacts": {"dir": "/x"},
            "assertions": [{"name": "close kind", "passed": False, "detail": "expected 1, observed 2"}]}

@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a script from a checkout: python topologies/NAME.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from netbed.spec import MAX_HOSTS, Topology, TopologyBuilder, check_count
+try:
+    from netbed.spec import MAX_HOSTS, Topology, TopologyBuilder, check_count
+except ModuleNotFoundError:  # a Python without netbed installed (make setup installs it in .venv)
+    print("netbed is not installed for this Python: run .venv/bin/python topologies/lan.py", file=sys.stderr)
+    raise SystemExit(2) from None
 
 NAME = "lan"
 SUMMARY = "one switch (s1), N hosts (h1..hN), one subnet"

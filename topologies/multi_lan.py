@@ -8,12 +8,12 @@ them; hosts use it as their default gateway.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a script from a checkout: python topologies/NAME.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from netbed.spec import MAX_HOSTS, MAX_LANS, Topology, TopologyBuilder, check_count
+try:
+    from netbed.spec import MAX_HOSTS, MAX_LANS, Topology, TopologyBuilder, check_count
+except ModuleNotFoundError:  # a Python without netbed installed (make setup installs it in .venv)
+    print("netbed is not installed for this Python: run .venv/bin/python topologies/multi_lan.py", file=sys.stderr)
+    raise SystemExit(2) from None
 
 NAME = "multi-lan"
 SUMMARY = "K LANs (s1..sK, 10.0.k.0/24), N hosts each, one router r1 joining them"

@@ -10,12 +10,12 @@ hop decrements the IP TTL, which the `cross-lan` experiment measures.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a script from a checkout: python topologies/NAME.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from netbed.spec import MAX_HOSTS, MAX_ROUTERS, Topology, TopologyBuilder, check_count
+try:
+    from netbed.spec import MAX_HOSTS, MAX_ROUTERS, Topology, TopologyBuilder, check_count
+except ModuleNotFoundError:  # a Python without netbed installed (make setup installs it in .venv)
+    print("netbed is not installed for this Python: run .venv/bin/python topologies/wan.py", file=sys.stderr)
+    raise SystemExit(2) from None
 
 NAME = "wan"
 SUMMARY = "two LANs (s1, s2) joined by a chain of R routers r1..rR with static routes"

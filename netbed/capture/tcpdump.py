@@ -73,7 +73,7 @@ class capture_all:  # noqa: N801 — used as a context manager, reads like a sta
             except subprocess.TimeoutExpired:
                 cap.proc.kill()
                 _, err = cap.proc.communicate()
-            self.tb._forget(cap.proc)
+            self.tb.forget(cap.proc)
             cap.stats = {key.split()[0]: int(n) for n, key in _STATS.findall(err or "")}
 
 
@@ -95,8 +95,24 @@ def _flush(tb: Testbed, captures: list[Capture], limit: float = 10.0) -> None:
         tb.send_local_frame(cap.node, cap.interface, MARKER, MARKER_TYPE)
     deadline = time.monotonic() + limit
     for cap in captures:
-        while time.monotonic() < deadline and MARKER not in cap.path.read_bytes()[-4096:]:
-            time.sleep(0.005)
+        _wait_for_marker(cap.path, deadline)
+
+
+def _wait_for_marker(path: Path, deadline: float, poll: float = 0.005) -> bool:
+    """Read the growing pcap from where the last look ended (keeping a marker's length of overlap)."""
+    offset, tail = 0, b""
+    with open(path, "rb") as f:
+        while True:
+            f.seek(offset)
+            chunk = f.read()
+            offset += len(chunk)
+            window = tail + chunk
+            if MARKER in window:
+                return True
+            tail = window[-(len(MARKER) - 1):]
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
 
 
 def _wait_listening(cap: Capture, deadline: float) -> None:

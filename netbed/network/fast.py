@@ -39,6 +39,7 @@ class FastNetwork:
         bridge_index = {b.name: b.index for b in plan.bridges}
         for switch in plan.switches:
             sock = rtnl.Rtnl(self.fds[switch.name])
+            sock.set_up(1)  # lo, listed as the switch's port 0 as under stock Mininet
             for bridge in plan.bridges:
                 if bridge.switch == switch.name:
                     sock.add_bridge(bridge.name, bridge.index)
@@ -100,7 +101,8 @@ def mininet_view(topo: Topology, plan: NetworkPlan, fds: dict[str, int]) -> Netw
         net.addHost(node.name, cls=Router if node.kind == "router" else Host, netns_fd=fds[node.name], ip=ip)
     for seg in topo.switches:
         net.addSwitch(seg.name, cls=LinuxBridge, netns_fd=fds[seg.name])
-    add_links(net, topo, plan)
+    # up=None: the interfaces are up already (Intf would run `ifconfig NAME up` in each node's shell)
+    add_links(net, topo, plan, lambda _link: {"params1": {"up": None}, "params2": {"up": None}})
     net.built = True
     return net
 

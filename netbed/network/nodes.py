@@ -131,7 +131,8 @@ class LinuxBridge(NetnsShell, MininetLinuxBridge):
     def __init__(self, name: str, netns_fd: int | None = None, **params) -> None:
         params["inNamespace"] = True
         super().__init__(name, netns_fd=netns_fd, **params)
-        Intf("lo", node=self, port=0, moveIntfFn=_in_place)
+        # up=None: the fast build brought it up already (Intf would run `ifconfig lo up` in a shell)
+        Intf("lo", node=self, port=0, moveIntfFn=_in_place, up=None if netns_fd is not None else True)
 
     @classmethod
     def setup(cls) -> None:

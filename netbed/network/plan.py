@@ -4,10 +4,11 @@ Both builds apply this plan — the fast one over netlink (`fast.py`), the class
 own shells (`testbed.py`) — so router forwarding, duplicate address detection, bridge netfilter,
 interface indexes and MACs are decided once, here, and can be checked before anything exists.
 
-A LAN larger than one Linux bridge (the kernel's BR_MAX_PORTS is 1,024) becomes a stack of bridges in
-the switch's namespace: the first bridge carries the trunks to the others (a star, so no loop and no
-spanning tree). It is still one broadcast domain and one subnet: an ARP request reaches every host.
-Mininet's view stays one switch `s1` with ports s1-eth1..s1-ethN, like a stacked hardware switch.
+A LAN larger than one Linux bridge (1,023 ports: the kernel's BR_MAX_PORTS is 1,024, port 0
+reserved) becomes a stack of bridges in the switch's namespace: the first bridge carries the trunks to
+the others (a star, so no loop and no spanning tree). It is still one broadcast domain and one
+subnet: an ARP request reaches every host. Mininet's view stays one switch `s1` with ports
+s1-eth1..s1-ethN, like a stacked hardware switch.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from netbed.errors import NetbedError
 from netbed.spec import Topology, v6
 
-BRIDGE_MAX_PORTS = 1024  # BR_MAX_PORTS in the kernel's net/bridge/br_private.h
+BRIDGE_MAX_PORTS = 1023  # BR_MAX_PORTS (1,024) in net/bridge/br_private.h, less port number 0 (reserved)
 HOSTS_PER_BRIDGE = 1000  # host ports per bridge of a stack: room left for the trunks
 IFNAMSIZ = 15  # the longest interface name Linux accepts
 FIRST_INDEX = 1000  # interface indexes are unique across a run (see VethLink / Rtnl.add_veth)

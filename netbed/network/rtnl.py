@@ -24,7 +24,7 @@ IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 10
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_BR_NF_CALL_IPTABLES, IFLA_BR_NF_CALL_IP6TABLES, IFLA_BR_NF_CALL_ARPTABLES = 36, 37, 38
 VETH_INFO_PEER = 1
-IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 IFA_F_NODAD = 0x02
 RTA_DST, RTA_GATEWAY = 1, 5
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
@@ -179,6 +179,8 @@ class Rtnl:
         flags = IFA_F_NODAD if address.version == 6 else 0
         body = struct.pack("BBBBI", family, address.network.prefixlen, flags, RT_SCOPE_UNIVERSE, index)
         body += _attr(IFA_LOCAL, raw) + _attr(IFA_ADDRESS, raw)
+        if address.version == 4:  # as `ifconfig`/`ip addr add ... brd +` set it: the subnet's broadcast
+            body += _attr(IFA_BROADCAST, address.network.broadcast_address.packed)
         self._queue(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"add address {address}")
 
     def add_route(self, destination: ipaddress.IPv4Network | ipaddress.IPv6Network | None, gateway: str) -> None:

@@ -39,13 +39,6 @@ class Program:
                 pass
         return self.report(timeout=10)
 
-    def wait(self, timeout: float = 30.0) -> int:
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise NetbedError(f"{self.name} on {self.node} did not finish in {timeout:g} s") from None
-        return self.proc.returncode
-
     def report(self, timeout: float = 30.0) -> dict:
         if self._report is None:
             try:

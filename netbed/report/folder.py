@@ -68,11 +68,11 @@ def run_dirs(paths: Iterable[Path]) -> list[Path]:
     Inside a folder of run folders, those whose run never finished writing them (INCOMPLETE) are left out."""
     found: list[Path] = []
     for path in map(Path, paths):
-        if (path / EVIDENCE).is_file():
+        if _is_run(path):
             require_complete(path)
             found.append(path)
         elif path.is_dir():
-            inside = sorted(p for p in path.iterdir() if (p / EVIDENCE).is_file() and not (p / INCOMPLETE).exists())
+            inside = sorted(p for p in path.iterdir() if _is_run(p) and not (p / INCOMPLETE).exists())
             if not inside:
                 raise NetbedError(f"{path} is neither a netbed run folder nor a folder of run folders "
                                   f"(no {EVIDENCE} in it or below it)")
@@ -80,6 +80,13 @@ def run_dirs(paths: Iterable[Path]) -> list[Path]:
         else:
             raise NetbedError(f"no such folder: {path}")
     return found
+
+
+def _is_run(path: Path) -> bool:
+    try:
+        return (path / EVIDENCE).is_file()
+    except PermissionError:  # a folder this user may not look into is no run folder of theirs
+        return False
 
 
 def results_from_dirs(paths: Iterable[Path]) -> list[RunResult]:

@@ -13,7 +13,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from netbed.trace.model import ACK, PSH, Connection, Endpoint, Segment
+from netbed.trace.constants import ACK, PSH
+from netbed.trace.model import Connection, Endpoint, Segment
 
 FOLD_AFTER = 6  # a run of more plain data/ACK segments than this folds into one arrow per direction
 TEXT_WIDTH = 100  # the whole text diagram fits an ordinary terminal
@@ -57,10 +58,6 @@ class Arrow:
     @property
     def folded(self) -> bool:
         return self.segments > 1
-
-    @property
-    def receiver(self) -> str:
-        return "server" if self.sender == "client" else "client"
 
     @property
     def marks(self) -> list[str]:
@@ -131,9 +128,6 @@ class Ladder:
     rows: list[Row]
     summary: list[str] = field(default_factory=list)  # hop facts and classification, under the picture
     start: float = 0.0  # time zero of the diagram
-
-    def column(self, side: str) -> Column:
-        return self.client if side == "client" else self.server
 
     @property
     def arrows(self) -> list[Arrow]:

@@ -18,9 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .classify import classify_frames, classify_segments, gc_paused, ip_texts, mac_text
+from .addresses import gc_paused, ip_texts, mac_text
+from .classify import classify_frames, classify_segments
+from .constants import ARP_REPLY, ARP_REQUEST, IPV4_MAPPED_PREFIX
 from .model import CLOSE_KINDS, HANDSHAKES, Connection, Endpoint, Segment, flag_text
 from .pcap import Frames, PcapError, read_frames
+from .stream import cut_warning
 
 __all__ = [
     "ArpPacket", "CLOSE_KINDS", "Connection", "Datagram", "Endpoint", "Frames", "HANDSHAKES", "PcapError",
@@ -46,7 +49,7 @@ class ArpPacket:
 
     frame: int
     time: float
-    op: int  # 1 request, 2 reply
+    op: int  # ARP_REQUEST (1) or ARP_REPLY (2)
     sender_mac: str
     sender_ip: str
     target_mac: str
@@ -54,11 +57,11 @@ class ArpPacket:
 
     @property
     def is_request(self) -> bool:
-        return self.op == 1
+        return self.op == ARP_REQUEST
 
     @property
     def is_reply(self) -> bool:
-        return self.op == 2
+        return self.op == ARP_REPLY
 
 
 @dataclass
@@ -92,7 +95,7 @@ class Trace:
         """Every ARP request and reply, in capture order (the LAN experiments' MAC-resolution facts)."""
         f = self.frames
         r = np.flatnonzero(f.has_arp)
-        mapped = np.uint64(0xFFFF_0000_0000)
+        mapped = np.uint64(IPV4_MAPPED_PREFIX)
         zero = np.zeros(len(r), np.uint64)
         sender_ip = ip_texts(zero, mapped | f.arp_sender_ip[r].astype(np.uint64))
         target_ip = ip_texts(zero, mapped | f.arp_target_ip[r].astype(np.uint64))
@@ -126,6 +129,9 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
     damaged capture gives what could be read plus ``trace.warnings``.
     """
     frames, warnings = read_frames(path)
+    cut = int(np.count_nonzero(frames.caplen < frames.wirelen))
+    if cut:
+        warnings.append(cut_warning(cut))
     trace = Trace(os.fspath(path), frames, warnings)
     trace.connections  # noqa: B018 - classify now, so timing and errors belong to read_trace
     return trace

@@ -1,44 +1,69 @@
-"""Group TCP segments into connections and classify each one by DESIGN.md's definitions.
+"""Group TCP segments into connections and classify each one by the definitions of docs/trace.md.
 
 Why vectorised: a load test captures 100,000 connections; a Python loop per segment would dominate
 the run. So the classifier works on columns: one direction-independent key per segment, one stable
 sort that puts every connection's segments together in capture order, and then each fact
-("first FIN from the client", "first server segment that acknowledges the FIN") is a masked
-first-occurrence per connection. Python runs per *connection* only to build the result objects, and
-per segment only for the rare 4-tuples that carry several connections (port reuse).
+("first FIN from the client", "first server segment after it that acknowledges the FIN") is a
+masked first-occurrence per connection. Python runs per *connection* only to build result objects,
+and per segment only for the rare 4-tuples that carry several connections (port reuse, a 4-tuple
+silent for long).
 
 Sequence numbers are compared modulo 2^32 throughout: ``(a - b)`` is cast to a signed 32-bit
-integer, so a connection whose numbers wrap past 2^32 is classified like any other.
+integer, so a connection whose numbers wrap past 2^32 is classified like any other -- and only
+segments sent after the FIN are asked whether they acknowledge it, because a difference is only
+meaningful within 2^31 bytes.
+
+The result is a :class:`ConnectionTable` (one row of NumPy columns per connection): the whole-file
+reader turns it into :class:`Connection` objects, the chunked reader (``stream.py``) keeps the rows
+of connections still open and prints the others straight from the columns.
 """
 
 from __future__ import annotations
 
-import gc
-import ipaddress
-import socket
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Callable
 
 import numpy as np
 
-from .model import ACK, CLOSE_KINDS, FIN, HANDSHAKES, RST, SYN, Connection, Endpoint, Segment
-from .pcap import Frames
+from .addresses import factorize, gc_paused, ip_int, ip_texts, mac_text
+from .constants import (
+    ACK,
+    CLOSE_KIND_OF_CODE,
+    CLOSED_QUIET_SECONDS,
+    CLOSER_OF_CODE,
+    FIN,
+    HANDSHAKE_OF_CODE,
+    OPEN_QUIET_SECONDS,
+    RST,
+    SEQ_MODULO,
+    SYN,
+    CloseCode,
+    CloserCode,
+    HandshakeCode,
+    LinkType,
+)
+from .frames import Frames
+from .model import Connection, Endpoint, Segment
+from .sequence import first_in_group, last_in_group, sequence_space, signed
 
-__all__ = ["classify_frames", "classify_segments", "gc_paused", "ip_texts", "mac_text"]
+__all__ = ["ConnectionTable", "TcpColumns", "analyse", "classify_frames", "classify_segments", "connections_of"]
 
-_M32 = 0xFFFF_FFFF
-_GROUP_SHIFT = 42  # connection id << 42 keeps per-connection sequence ranges apart in one int64 axis
-_GROUP_OFFSET = 1 << 41
+_M32 = SEQ_MODULO - 1
+_U64 = 1 << 64
 
 
 @dataclass
-class _Tcp:
-    """The TCP columns the classifier needs, one row per segment, in capture order."""
+class TcpColumns:
+    """The TCP columns the classifier needs, one row per segment, in capture order.
+
+    ``clock`` is the latest capture time of any TCP segment up to and including this one: how long
+    a 4-tuple has been silent is measured against it, so the answer does not depend on chunking.
+    """
 
     frame: np.ndarray
     time: np.ndarray
+    clock: np.ndarray
     src_hi: np.ndarray
     src_lo: np.ndarray
     dst_hi: np.ndarray
@@ -50,84 +75,123 @@ class _Tcp:
     flags: np.ndarray
     plen: np.ndarray
 
+    @classmethod
+    def from_frames(cls, frames: Frames, clock_before: float = -np.inf) -> TcpColumns:
+        rows = np.flatnonzero(frames.has_tcp)
+        # Usually every frame is TCP: then the columns are used as they are, without copies.
+        pick: np.ndarray | slice = slice(None) if len(rows) == len(frames) else rows
+        time = frames.time[pick]
+        return cls(frames.frame[pick], time, _clock(time, clock_before), frames.src_ip6_hi[pick],
+                   frames.src_ip6_lo[pick], frames.dst_ip6_hi[pick], frames.dst_ip6_lo[pick], frames.sport[pick],
+                   frames.dport[pick], frames.seq[pick], frames.ack[pick], frames.tcp_flags[pick],
+                   frames.payload_len[pick])
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def select(self, rows: np.ndarray) -> TcpColumns:
+        return TcpColumns(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    @staticmethod
+    def concat(parts: Sequence[TcpColumns]) -> TcpColumns:
+        return TcpColumns(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(TcpColumns)))
+
+
+def _clock(time: np.ndarray, before: float) -> np.ndarray:
+    clock = np.maximum.accumulate(time) if len(time) else time.copy()
+    return np.maximum(clock, before) if before > -np.inf else clock
+
+
+@dataclass
+class ConnectionTable:
+    """One row per connection: every fact of the verdict as a NumPy column (codes are IntEnums)."""
+
+    first_frame: np.ndarray
+    key: np.ndarray  # a hash of the 4-tuple (either direction), to find a connection's later segments
+    client_hi: np.ndarray
+    client_lo: np.ndarray
+    client_port: np.ndarray
+    server_hi: np.ndarray
+    server_lo: np.ndarray
+    server_port: np.ndarray
+    handshake: np.ndarray  # HandshakeCode
+    isn_client: np.ndarray  # -1: SYN not seen
+    isn_server: np.ndarray
+    close_kind: np.ndarray  # CloseCode
+    closer: np.ndarray  # CloserCode
+    bytes_client: np.ndarray
+    bytes_server: np.ndarray
+    half_close: np.ndarray
+    retrans_client: np.ndarray
+    retrans_server: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    last_time: np.ndarray  # capture time of the last segment in capture order
+    segments: np.ndarray
+    ended: np.ndarray  # closed (both FINs, or an RST its receiver did not ignore)
+    row_lo: np.ndarray  # where its segments are in the analysis' sorted rows
+    row_hi: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.first_frame)
+
+    @classmethod
+    def empty(cls) -> ConnectionTable:
+        kinds = {"client_hi": np.uint64, "client_lo": np.uint64, "server_hi": np.uint64, "server_lo": np.uint64,
+                 "key": np.uint64, "start": np.float64, "end": np.float64, "last_time": np.float64, "ended": bool}
+        return cls(*(np.zeros(0, kinds.get(f.name, np.int64)) for f in fields(cls)))
+
+    def select(self, rows: np.ndarray) -> ConnectionTable:
+        return ConnectionTable(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    @staticmethod
+    def concat(parts: Sequence[ConnectionTable]) -> ConnectionTable:
+        parts = [p for p in parts if len(p)] or [ConnectionTable.empty()]
+        return ConnectionTable(*(np.concatenate([getattr(p, f.name) for p in parts])
+                                 for f in fields(ConnectionTable)))
+
+
+def tuple_keys(src_hi: np.ndarray, src_lo: np.ndarray, sport: np.ndarray, dst_hi: np.ndarray,
+               dst_lo: np.ndarray, dport: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each 4-tuple, the same in both directions (a collision costs only work)."""
+    with np.errstate(over="ignore"):
+        a = (src_hi * np.uint64(0x9E3779B97F4A7C15)) ^ (src_lo * np.uint64(0xC2B2AE3D27D4EB4F)) \
+            ^ (sport.astype(np.uint64) * np.uint64(0x165667B19E3779F9))
+        b = (dst_hi * np.uint64(0x9E3779B97F4A7C15)) ^ (dst_lo * np.uint64(0xC2B2AE3D27D4EB4F)) \
+            ^ (dport.astype(np.uint64) * np.uint64(0x165667B19E3779F9))
+        return a + b
+
 
 def classify_frames(frames: Frames) -> list[Connection]:
     """Every TCP connection in a frame table, in order of their first segment."""
     rows = np.flatnonzero(frames.has_tcp)
-    # Usually every frame is TCP: then the columns are used as they are, without copies.
-    pick: np.ndarray | slice = slice(None) if len(rows) == len(frames) else rows
-    tcp = _Tcp(*(getattr(frames, name)[pick] for name in (
-        "frame", "time", "src_ip6_hi", "src_ip6_lo", "dst_ip6_hi", "dst_ip6_lo", "sport", "dport", "seq", "ack",
-        "tcp_flags", "payload_len")))
+    tcp = TcpColumns.from_frames(frames)
+    table, order = analyse(tcp)
     source = _FrameSegments(frames, rows)
-    return _classify(tcp, source.segments)
+    return connections_of(table, lambda lo, hi: source.segments(order[lo:hi]))
 
 
 def classify_segments(segments: Sequence[Segment]) -> list[Connection]:
     """Classify hand-made segments (tests, experiments' expectations) with the very same code."""
     n = len(segments)
-    src = [_ip_int(s.src.ip) for s in segments]
-    dst = [_ip_int(s.dst.ip) for s in segments]
-    tcp = _Tcp(
-        np.array([s.frame for s in segments], np.int64),
-        np.array([s.time for s in segments], np.float64),
+    src = [ip_int(s.src.ip) for s in segments]
+    dst = [ip_int(s.dst.ip) for s in segments]
+    time = np.array([s.time for s in segments], np.float64).reshape(n)
+    tcp = TcpColumns(
+        np.array([s.frame for s in segments], np.int64).reshape(n), time, _clock(time, -np.inf),
         np.array([a >> 64 for a in src], np.uint64).reshape(n),
-        np.array([a & (2**64 - 1) for a in src], np.uint64).reshape(n),
+        np.array([a % _U64 for a in src], np.uint64).reshape(n),
         np.array([a >> 64 for a in dst], np.uint64).reshape(n),
-        np.array([a & (2**64 - 1) for a in dst], np.uint64).reshape(n),
+        np.array([a % _U64 for a in dst], np.uint64).reshape(n),
         np.array([s.src.port for s in segments], np.int64).reshape(n),
         np.array([s.dst.port for s in segments], np.int64).reshape(n),
-        np.array([s.seq % 2**32 for s in segments], np.uint32).reshape(n),
-        np.array([s.ack % 2**32 for s in segments], np.uint32).reshape(n),
+        np.array([s.seq % SEQ_MODULO for s in segments], np.uint32).reshape(n),
+        np.array([s.ack % SEQ_MODULO for s in segments], np.uint32).reshape(n),
         np.array([s.flags for s in segments], np.uint8).reshape(n),
         np.array([s.payload_len for s in segments], np.uint32).reshape(n),
     )
-    return _classify(tcp, lambda rows: [segments[i] for i in rows.tolist()])
-
-
-# --------------------------------------------------------------------------------------------------
-# Text forms of addresses, made once per distinct address
-
-
-def _ip_int(text: str) -> int:
-    """An address as a 128-bit integer; IPv4 as IPv4-mapped IPv6, as the pcap reader stores it."""
-    addr = ipaddress.ip_address(text)
-    return (0xFFFF << 32) | int(addr) if addr.version == 4 else int(addr)
-
-
-def _factorize(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(a dense number per 128-bit address, one row holding each distinct address).
-
-    A lexsort over the two halves: ``np.unique(axis=0)`` does the same but is ~10x slower.
-    """
-    order = np.lexsort((lo, hi))
-    hs, ls = hi[order], lo[order]
-    new = np.empty(len(order), bool)
-    new[:1] = True
-    np.not_equal(hs[1:], hs[:-1], out=new[1:])
-    new[1:] |= ls[1:] != ls[:-1]
-    ids = np.empty(len(order), np.int64)
-    ids[order] = np.cumsum(new) - 1
-    return ids, order[new]
-
-
-def ip_texts(hi: np.ndarray, lo: np.ndarray) -> list[str]:
-    """Text form of each (hi, lo) address, formatting every distinct address only once."""
-    if len(hi) == 0:
-        return []
-    ids, rows = _factorize(hi, lo)
-    texts = [_ip_text(h, v) for h, v in zip(hi[rows].tolist(), lo[rows].tolist())]
-    return [texts[i] for i in ids.tolist()]
-
-
-def _ip_text(hi: int, lo: int) -> str:
-    if hi == 0 and lo >> 32 == 0xFFFF:
-        return socket.inet_ntoa((lo & _M32).to_bytes(4, "big"))
-    return str(ipaddress.IPv6Address((hi << 64) | lo))
-
-
-def mac_text(mac: int) -> str:
-    return ":".join(f"{b:02x}" for b in mac.to_bytes(6, "big"))
+    table, order = analyse(tcp)
+    return connections_of(table, lambda lo, hi: [segments[i] for i in order[lo:hi].tolist()])
 
 
 class _FrameSegments:
@@ -142,7 +206,7 @@ class _FrameSegments:
         r = self.tcp_rows[rows]
         src_ip = ip_texts(f.src_ip6_hi[r], f.src_ip6_lo[r])
         dst_ip = ip_texts(f.dst_ip6_hi[r], f.dst_ip6_lo[r])
-        ethernet = (f.linktype[r] == 1).tolist()
+        ethernet = (f.linktype[r] == LinkType.ETHERNET).tolist()
         src_mac = f.src_mac[r].tolist()
         dst_mac = f.dst_mac[r].tolist()
         out = []
@@ -158,11 +222,31 @@ class _FrameSegments:
         return out
 
 
+def connections_of(table: ConnectionTable, load: Callable[[int, int], list[Segment]] | None) -> list[Connection]:
+    """Connection objects for the table's rows; ``load(lo, hi)`` gives a connection's segments."""
+    client_ip = ip_texts(table.client_hi, table.client_lo)
+    server_ip = ip_texts(table.server_hi, table.server_lo)
+    columns = zip(client_ip, server_ip, *(getattr(table, name).tolist() for name in (
+        "client_port", "server_port", "handshake", "isn_client", "isn_server", "close_kind", "closer", "bytes_client",
+        "bytes_server", "half_close", "retrans_client", "retrans_server", "start", "end", "segments", "row_lo",
+        "row_hi")))
+    conns = []
+    append = conns.append
+    with gc_paused():
+        for cip, sip, cport, sport, hs, xc, xs, k, w, bc, bs, hb, rc, rs, t0, t1, count, lo, hi in columns:
+            append(Connection(
+                Endpoint(cip, cport), Endpoint(sip, sport), HANDSHAKE_OF_CODE[hs],
+                {"client": xc if xc >= 0 else None, "server": xs if xs >= 0 else None},
+                CLOSE_KIND_OF_CODE[k], CLOSER_OF_CODE[w], bc, bs, hb, {"client": rc, "server": rs}, t0, t1, count,
+                load, lo, hi))
+    return conns
+
+
 # --------------------------------------------------------------------------------------------------
 # The classifier
 
 
-def _endpoint_keys(t: _Tcp) -> tuple[np.ndarray, np.ndarray]:
+def _endpoint_keys(t: TcpColumns) -> tuple[np.ndarray, np.ndarray]:
     """One int64 per (address, port): 48 bits for IPv4 captures, a dense address number otherwise."""
     v4 = not (t.src_hi.any() or t.dst_hi.any()) and bool(
         np.all((t.src_lo >> np.uint64(32)) == 0xFFFF) and np.all((t.dst_lo >> np.uint64(32)) == 0xFFFF))
@@ -171,77 +255,42 @@ def _endpoint_keys(t: _Tcp) -> tuple[np.ndarray, np.ndarray]:
         dst = (t.dst_lo & np.uint64(_M32)).astype(np.int64)
     else:
         n = len(t.src_hi)
-        ids, _ = _factorize(np.concatenate([t.src_hi, t.dst_hi]), np.concatenate([t.src_lo, t.dst_lo]))
+        ids, _ = factorize(np.concatenate([t.src_hi, t.dst_hi]), np.concatenate([t.src_lo, t.dst_lo]))
         src, dst = ids[:n], ids[n:]
     return (src << 16) | t.sport.astype(np.int64), (dst << 16) | t.dport.astype(np.int64)
 
 
-def _reuse_breaks(src: list[int], flags: list[int], seq: list[int]) -> list[int]:
-    """Positions within one 4-tuple's segments where a new connection starts (port reuse).
+def _breaks(src: list[int], dst: list[int], flags: list[int], seq: list[int], quiet: list[float]) -> list[int]:
+    """Positions within one 4-tuple's segments where a new connection starts.
 
-    A SYN without ACK starts a new connection when the current one has ended (FIN both ways or RST),
-    when it comes from a side whose SYN had another ISN, or when the current one never had a SYN
-    (its earlier segments belonged to an incarnation whose start the capture missed). A retransmitted
-    SYN (same ISN) and the peer's SYN of a simultaneous open stay in the current connection.
+    A SYN without ACK starts a new connection when the current one has ended, when it comes from a
+    side whose SYN had another ISN, or when the current one never had a SYN (its earlier segments
+    belonged to an incarnation whose start the capture missed). A retransmitted SYN (same ISN) and
+    the peer's SYN of a simultaneous open stay in the current connection. Any segment starts a new
+    connection after the 4-tuple was silent longer than CLOSED_QUIET_SECONDS once the current one
+    had ended, or OPEN_QUIET_SECONDS in any case. "Ended" is the classifier's: a FIN with ACK from
+    each side, or an RST whose receiver has not spoken since (one that did ignored it).
     """
     breaks = []
     isn: dict[int, int] = {}
     fins: set[int] = set()
-    reset = False
-    for i, (s, f, q) in enumerate(zip(src, flags, seq)):
-        if f & (SYN | ACK) == SYN:
-            if i > 0 and (reset or len(fins) == 2 or not isn or isn.get(s, q) != q):
+    reset_of: set[int] = set()  # receivers of an RST that have sent nothing but RSTs since
+    for i, (s, d, f, q, gap) in enumerate(zip(src, dst, flags, seq, quiet)):
+        if i > 0:
+            ended = len(fins) == 2 or bool(reset_of)
+            if (f & (SYN | ACK) == SYN and (ended or not isn or isn.get(s, q) != q)) \
+                    or gap > OPEN_QUIET_SECONDS or (ended and gap > CLOSED_QUIET_SECONDS):
                 breaks.append(i)
-                isn, fins, reset = {}, set(), False
+                isn, fins, reset_of = {}, set(), set()
+        if f & (SYN | ACK) == SYN:
             isn.setdefault(s, q)
-        if f & FIN:
+        if f & (FIN | ACK) == FIN | ACK:
             fins.add(s)
         if f & RST:
-            reset = True
+            reset_of.add(d)
+        else:
+            reset_of.discard(s)
     return breaks
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small objects.
-
-    The objects made here hold no cycles, yet every few hundred allocations the collector would
-    walk all of them again; for 100,000 connections that tripled the classification time.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _signed(x: np.ndarray) -> np.ndarray:
-    """A difference of sequence numbers read modulo 2^32 as a signed 32-bit number."""
-    return x.astype(np.int32).astype(np.int64)
-
-
-def _union_bytes(conn: np.ndarray, start: np.ndarray, end: np.ndarray, count: int) -> np.ndarray:
-    """Per connection, the size of the union of the [start, end) intervals (rows grouped by conn).
-
-    Distinct bytes in sequence space: a retransmitted range is counted once. Intervals are sorted by
-    start within their connection; a running maximum of the ends then gives how much of each
-    interval is new. Connection ids in the high bits keep connections apart in one sorted axis.
-    """
-    if len(conn) == 0:
-        return np.zeros(count, np.int64)
-    key = conn.astype(np.int64) << _GROUP_SHIFT
-    s = key + start + _GROUP_OFFSET
-    e = key + end + _GROUP_OFFSET
-    if np.any(s[1:] < s[:-1]):
-        order = np.argsort(s, kind="stable")
-        s, e, conn = s[order], e[order], conn[order]
-    covered = np.empty_like(e)
-    covered[0] = s[0]
-    np.maximum.accumulate(e[:-1], out=covered[1:])
-    new = np.maximum(e - np.maximum(s, covered), 0)
-    return np.bincount(conn, weights=new, minlength=count).astype(np.int64)
 
 
 @dataclass
@@ -269,15 +318,11 @@ class _Rows:
 
     def first(self, mask: np.ndarray) -> np.ndarray:
         """Per connection, the sorted row of the first segment where mask holds (-1: none)."""
-        pos = np.full(self.count, -1, np.int64)
-        idx = np.flatnonzero(mask)
-        if len(idx):
-            c = self.cid[idx]
-            keep = np.empty(len(idx), bool)
-            keep[0] = True
-            np.not_equal(c[1:], c[:-1], out=keep[1:])
-            pos[c[keep]] = idx[keep]
-        return pos
+        return first_in_group(self.cid, mask, self.count)
+
+    def last(self, mask: np.ndarray) -> np.ndarray:
+        """Per connection, the sorted row of the last segment where mask holds (-1: none)."""
+        return last_in_group(self.cid, mask, self.count)
 
 
 def _at(values: np.ndarray, pos: np.ndarray, missing: int = -1) -> np.ndarray:
@@ -285,8 +330,8 @@ def _at(values: np.ndarray, pos: np.ndarray, missing: int = -1) -> np.ndarray:
     return np.where(pos >= 0, values[np.maximum(pos, 0)], missing)
 
 
-def _sort_into_connections(t: _Tcp) -> _Rows:
-    """Sort segments by 4-tuple, keeping capture order, and cut each 4-tuple at port reuse."""
+def _sort_into_connections(t: TcpColumns) -> _Rows:
+    """Sort segments by 4-tuple, keeping capture order, and cut each 4-tuple where a new connection starts."""
     a, b = _endpoint_keys(t)
     low, high = np.minimum(a, b), np.maximum(a, b)
     order = np.lexsort((high, low))  # stable: capture order survives inside a 4-tuple
@@ -299,22 +344,28 @@ def _sort_into_connections(t: _Tcp) -> _Rows:
     a, b = a[order], b[order]
     flags = t.flags[order].astype(np.int64)
     seq = t.seq[order].astype(np.int64)
+    time = t.time[order]
+    # How long the 4-tuple had been silent when each segment came (capture clock - previous segment).
+    quiet = np.zeros(n)
+    quiet[1:] = t.clock[order][1:] - time[:-1]
+    quiet[starts] = 0.0
 
-    # Only 4-tuples with a SYN after their first segment can hold several connections.
-    late_syn = ((flags & (SYN | ACK)) == SYN) & ~starts
-    if late_syn.any():
+    # Only 4-tuples with a SYN after their first segment, or a long silence, can hold several connections.
+    candidate = (((flags & (SYN | ACK)) == SYN) | (quiet > min(CLOSED_QUIET_SECONDS, OPEN_QUIET_SECONDS))) & ~starts
+    if candidate.any():
         tuple_id = np.cumsum(starts) - 1
         tuple_start = np.flatnonzero(starts)
         tuple_end = np.append(tuple_start[1:], n)
-        for g in np.unique(tuple_id[late_syn]).tolist():
+        for g in np.unique(tuple_id[candidate]).tolist():
             lo, hi = int(tuple_start[g]), int(tuple_end[g])
-            for k in _reuse_breaks(a[lo:hi].tolist(), flags[lo:hi].tolist(), seq[lo:hi].tolist()):
+            for k in _breaks(a[lo:hi].tolist(), b[lo:hi].tolist(), flags[lo:hi].tolist(), seq[lo:hi].tolist(),
+                             quiet[lo:hi].tolist()):
                 starts[lo + k] = True
     return _Rows(order, np.cumsum(starts) - 1, np.flatnonzero(starts), a, b, flags, seq,
                  t.ack[order].astype(np.int64), t.plen[order].astype(np.int64))
 
 
-def _from_server(r: _Rows, t: _Tcp) -> np.ndarray:
+def _from_server(r: _Rows, t: TcpColumns) -> np.ndarray:
     """Which segments the server sent. The client sent the first SYN; without one, it received a
     SYN-ACK; without that either (capture began mid-connection), it has the higher (ephemeral)
     port, and on equal ports it is the first sender."""
@@ -327,16 +378,19 @@ def _from_server(r: _Rows, t: _Tcp) -> np.ndarray:
 
 
 def _handshake(r: _Rows, from_server: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(handshake code, client ISN, server ISN) per connection; the code indexes model.HANDSHAKES.
+    """(HandshakeCode, client ISN, server ISN) per connection.
 
-    complete: SYN(x), SYN-ACK(y) with ack x+1, then ACK with ack y+1; refused: the server answered
-    the SYN with RST and never sent a SYN; incomplete: any other SYN; none: no SYN seen.
+    complete: SYN(x), SYN-ACK(y) with ack x+1 -- or x+1+data when the SYN carried data (TCP Fast
+    Open) and the server took it -- then ACK with ack y+1; refused: the server answered the SYN with
+    RST and never sent a SYN; incomplete: any other SYN; none: no SYN seen.
     """
     cid = r.cid
     pos_syn = r.first(r.syn & ~r.has_ack & ~from_server)
     has_syn = pos_syn >= 0
     isn_c = _at(r.seq, pos_syn)
-    synack_ok = r.syn & r.has_ack & from_server & has_syn[cid] & (r.ack == ((isn_c + 1) & _M32)[cid])
+    x1 = ((isn_c + 1) & _M32)[cid]
+    x1_data = ((isn_c + 1 + _at(r.plen, pos_syn, 0)) & _M32)[cid]
+    synack_ok = r.syn & r.has_ack & from_server & has_syn[cid] & ((r.ack == x1) | (r.ack == x1_data))
     pos_synack = r.first(synack_ok)
     pos_srv_syn = r.first(r.syn & from_server)
     isn_s = np.where(pos_synack >= 0, _at(r.seq, pos_synack), _at(r.seq, pos_srv_syn))
@@ -345,36 +399,46 @@ def _handshake(r: _Rows, from_server: np.ndarray) -> tuple[np.ndarray, np.ndarra
              & (r.position > pos_synack[cid]))
     complete = r.first(third) >= 0
     refused = has_syn & (pos_srv_syn < 0) & (r.first(r.rst & from_server & (r.position > pos_syn[cid])) >= 0)
-    return np.select([complete, refused, has_syn], [0, 1, 2], 3), isn_c, isn_s
+    code = np.select([complete, refused, has_syn], [HandshakeCode.COMPLETE, HandshakeCode.REFUSED,
+                                                    HandshakeCode.INCOMPLETE], HandshakeCode.NONE)
+    return code, isn_c, isn_s
 
 
 @dataclass
 class _Close:
-    kind: np.ndarray  # index into CLOSE_KINDS (model.py)
-    initiator: np.ndarray  # 0 client, 1 server, -1 none: who sent the first FIN or RST
+    kind: np.ndarray  # CloseCode
+    initiator: np.ndarray  # CloserCode of who sent the first FIN or RST
     fin: tuple[np.ndarray, np.ndarray]  # first FIN row of the client, of the server (-1: none)
+    ended: np.ndarray
 
 
 def _close(r: _Rows, from_server: np.ndarray) -> _Close:
-    """How each connection ended.
+    """How each connection ended (the rules and the reasons for them are in docs/trace.md).
 
-    reset: an RST came before both FINs had been seen; simultaneous: the passive side's FIN does not
-    acknowledge the initiator's FIN (it left before that FIN arrived, wherever the capture was
-    taken); three-way: the first passive segment that acknowledges the initiator's FIN is the
-    passive FIN itself; four-way: it is not; open: not both FINs (the initiator is still named).
+    Only a FIN with ACK counts (a receiver drops a FIN without ACK), and only an RST that its
+    receiver did not ignore (it sent nothing but RSTs afterwards). reset: such an RST came before
+    both FINs had been seen; simultaneous: the passive side's FIN does not acknowledge the
+    initiator's FIN (it left before that FIN arrived, wherever the capture was taken); three-way:
+    the first passive segment *after* the initiator's FIN that acknowledges it (seq + payload + 1)
+    is the passive FIN itself; four-way: it is not; open: not both FINs (the initiator is still named).
     """
     cid = r.cid
     big = len(cid) + 1
     from_client = ~from_server
-    fin_c, fin_s = r.first(r.fin & from_client), r.first(r.fin & from_server)
-    rst_c, rst_s = r.first(r.rst & from_client), r.first(r.rst & from_server)
+    fin = r.fin & r.has_ack
+    fin_c, fin_s = r.first(fin & from_client), r.first(fin & from_server)
+    spoke_c, spoke_s = r.last(~r.rst & from_client), r.last(~r.rst & from_server)
+    receiver_spoke_later = np.where(from_server, spoke_c[cid], spoke_s[cid]) > r.position
+    effective_rst = r.rst & ~receiver_spoke_later
+    rst_c, rst_s = r.first(effective_rst & from_client), r.first(effective_rst & from_server)
 
     def or_big(p: np.ndarray) -> np.ndarray:
         return np.where(p >= 0, p, big)
 
     event_c = np.minimum(or_big(fin_c), or_big(rst_c))
     event_s = np.minimum(or_big(fin_s), or_big(rst_s))
-    initiator = np.where(event_c < event_s, 0, np.where(event_s < event_c, 1, -1))
+    initiator = np.where(event_c < event_s, CloserCode.CLIENT,
+                         np.where(event_s < event_c, CloserCode.SERVER, CloserCode.NOBODY))
     first_rst = np.minimum(or_big(rst_c), or_big(rst_s))
     both_fins = (fin_c >= 0) & (fin_s >= 0)
     reset = (first_rst < big) & ~(both_fins & (np.maximum(fin_c, fin_s) < first_rst))
@@ -384,115 +448,48 @@ def _close(r: _Rows, from_server: np.ndarray) -> _Close:
     f1 = np.maximum(np.where(client_first, fin_c, fin_s), 0)  # the initiator's FIN
     f2 = np.maximum(np.where(client_first, fin_s, fin_c), 0)  # the passive side's FIN
     fin_end = (r.seq[f1] + r.plen[f1] + r.syn[f1] + 1) & _M32  # the ack that covers F1
-    simultaneous = fin_closed & (~r.has_ack[f2] | (_signed(r.ack[f2] - fin_end) < 0))
+    simultaneous = fin_closed & (signed(r.ack[f2] - fin_end) < 0)
     acks_fin = (r.has_ack & (from_server == client_first[cid]) & (fin_closed & ~simultaneous)[cid]
-                & (_signed(r.ack - fin_end[cid]) >= 0))
+                & (r.position > f1[cid]) & (signed(r.ack - fin_end[cid]) >= 0))
     pos_acks_fin = r.first(acks_fin)
     three_way = (pos_acks_fin >= 0) & r.fin[np.maximum(pos_acks_fin, 0)]
-    kind = np.select([reset, simultaneous, fin_closed & three_way, fin_closed], [3, 2, 1, 0], 4)
-    return _Close(kind, initiator, (fin_c, fin_s))
+    kind = np.select([reset, simultaneous, fin_closed & three_way, fin_closed],
+                     [CloseCode.RESET, CloseCode.SIMULTANEOUS, CloseCode.THREE_WAY, CloseCode.FOUR_WAY],
+                     CloseCode.OPEN)
+    return _Close(kind, initiator, (fin_c, fin_s), both_fins | (first_rst < big))
 
 
-@dataclass
-class _Bytes:
-    payload: np.ndarray  # distinct payload bytes per connection
-    before_peer_fin: np.ndarray  # ... of them sent before the other side's first FIN (capture order)
-    retransmissions: np.ndarray
-
-
-def _sequence_space(r: _Rows, mine: np.ndarray, isn: np.ndarray, peer_fin: np.ndarray) -> _Bytes:
-    """Bytes and retransmissions of one side (``mine``: its segments) per connection.
-
-    Relative sequence numbers come from accumulating signed 32-bit steps between consecutive
-    segments, so numbers that wrap past 2^32 keep counting up. The base is the side's ISN, or its
-    first sequence number seen when the SYN was not captured.
-    """
-    count = r.count
-    idx = np.flatnonzero(mine)
-    if len(idx) == 0:
-        zero = np.zeros(count, np.int64)
-        return _Bytes(zero, zero, zero)
-    c = r.cid[idx]
-    s = r.seq[idx]
-    group_first = np.empty(len(idx), bool)
-    group_first[0] = True
-    np.not_equal(c[1:], c[:-1], out=group_first[1:])
-    group = np.cumsum(group_first) - 1
-    base = np.where(isn[c] >= 0, isn[c], s[group_first][group])
-    prev = np.empty_like(s)
-    prev[0] = 0
-    prev[1:] = s[:-1]
-    step = _signed(np.where(group_first, s - base, s - prev))
-    acc = np.cumsum(step)
-    rel = acc - (acc - step)[group_first][group]
-
-    syn = r.syn[idx].astype(np.int64)
-    fin = r.fin[idx]
-    p = r.plen[idx]
-    # Retransmission: occupies sequence space starting below the highest end this side reached
-    # before (keep-alive probes, one byte below that end, excepted).
-    key = c << _GROUP_SHIFT
-    start_key = key + rel + _GROUP_OFFSET
-    end_key = start_key + syn + p + fin
-    reached = np.empty_like(end_key)
-    reached[0] = start_key[0]
-    np.maximum.accumulate(end_key[:-1], out=reached[1:])
-    reached = np.where(group_first, start_key, reached)
-    keepalive = (p <= 1) & (syn == 0) & ~fin & (start_key == reached - 1)
-    again = (end_key > start_key) & (start_key < reached) & ~keepalive
-
-    data = p > 0
-    first_byte = rel + syn
-    before = data & ((peer_fin[c] < 0) | (idx < peer_fin[c]))
-    return _Bytes(_union_bytes(c[data], first_byte[data], (first_byte + p)[data], count),
-                  _union_bytes(c[before], first_byte[before], (first_byte + p)[before], count),
-                  np.bincount(c[again], minlength=count))
-
-
-_WHO = {0: "client", 1: "server", 2: "both", -1: None}
-
-
-def _classify(t: _Tcp, load: Callable[[np.ndarray], list[Segment]]) -> list[Connection]:
-    if len(t.frame) == 0:
-        return []
+def analyse(t: TcpColumns) -> tuple[ConnectionTable, np.ndarray]:
+    """Classify every connection of the segments ``t``; return the table (in order of each
+    connection's first segment) and the sorted-row order its ``row_lo:row_hi`` ranges refer to."""
+    if len(t) == 0:
+        return ConnectionTable.empty(), np.zeros(0, np.int64)
     r = _sort_into_connections(t)
     from_server = _from_server(r, t)
     handshake, isn_c, isn_s = _handshake(r, from_server)
     close = _close(r, from_server)
     fin_c, fin_s = close.fin
-    client = _sequence_space(r, ~from_server, isn_c, fin_s)
-    server = _sequence_space(r, from_server, isn_s, fin_c)
+    client = sequence_space(r.cid, r.count, r.seq, r.plen, r.syn, r.fin, ~from_server, isn_c, fin_s)
+    server = sequence_space(r.cid, r.count, r.seq, r.plen, r.syn, r.fin, from_server, isn_s, fin_c)
     # Half-close: what the passive side added after the initiator's first FIN.
-    half = np.select([(close.initiator == 0) & (fin_c >= 0), (close.initiator == 1) & (fin_s >= 0)],
+    half = np.select([(close.initiator == CloserCode.CLIENT) & (fin_c >= 0),
+                      (close.initiator == CloserCode.SERVER) & (fin_s >= 0)],
                      [server.payload - server.before_peer_fin, client.payload - client.before_peer_fin], 0)
-    who = np.where(close.kind == 2, 2, close.initiator)
+    who = np.where(close.kind == CloseCode.SIMULTANEOUS, CloserCode.BOTH, close.initiator)
 
     # Endpoints from each connection's first segment; connections in order of that segment.
     r0 = r.order[r.start]
-    client_is_src = ~from_server[r.start]
-    c_ip = ip_texts(np.where(client_is_src, t.src_hi[r0], t.dst_hi[r0]),
-                     np.where(client_is_src, t.src_lo[r0], t.dst_lo[r0]))
-    s_ip = ip_texts(np.where(client_is_src, t.dst_hi[r0], t.src_hi[r0]),
-                     np.where(client_is_src, t.dst_lo[r0], t.src_lo[r0]))
+    c_src = ~from_server[r.start]
     time = t.time[r.order]
     by_time = np.argsort(t.frame[r0], kind="stable")
-    columns = zip(
-        [c_ip[i] for i in by_time.tolist()], [s_ip[i] for i in by_time.tolist()],
-        *(np.asarray(x)[by_time].tolist() for x in (
-            np.where(client_is_src, t.sport[r0], t.dport[r0]), np.where(client_is_src, t.dport[r0], t.sport[r0]),
-            handshake, isn_c, isn_s, close.kind, who, client.payload, server.payload, half,
-            client.retransmissions, server.retransmissions, np.minimum.reduceat(time, r.start),
-            np.maximum.reduceat(time, r.start), r.start, r.end)))
-
-    def source(lo: int, hi: int) -> list[Segment]:
-        return load(r.order[lo:hi])
-
-    conns = []
-    append = conns.append
-    with gc_paused():
-        for cip, sip, cport, sport, hs, xc, xs, k, w, bc, bs, hb, rc, rs, t0, t1, lo, hi in columns:
-            append(Connection(
-                Endpoint(cip, cport), Endpoint(sip, sport), HANDSHAKES[hs],
-                {"client": xc if xc >= 0 else None, "server": xs if xs >= 0 else None},
-                CLOSE_KINDS[k], _WHO[w], bc, bs, hb, {"client": rc, "server": rs}, t0, t1, hi - lo, source, lo, hi))
-    return conns
+    table = ConnectionTable(
+        t.frame[r0].astype(np.int64),
+        tuple_keys(t.src_hi[r0], t.src_lo[r0], t.sport[r0], t.dst_hi[r0], t.dst_lo[r0], t.dport[r0]),
+        np.where(c_src, t.src_hi[r0], t.dst_hi[r0]), np.where(c_src, t.src_lo[r0], t.dst_lo[r0]),
+        np.where(c_src, t.sport[r0], t.dport[r0]).astype(np.int64),
+        np.where(c_src, t.dst_hi[r0], t.src_hi[r0]), np.where(c_src, t.dst_lo[r0], t.src_lo[r0]),
+        np.where(c_src, t.dport[r0], t.sport[r0]).astype(np.int64),
+        handshake, isn_c, isn_s, close.kind, who, client.payload, server.payload, half,
+        client.retransmissions, server.retransmissions, np.minimum.reduceat(time, r.start),
+        np.maximum.reduceat(time, r.start), time[r.end - 1], r.end - r.start, close.ended, r.start, r.end)
+    return table.select(by_time), r.order

@@ -10,20 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
+from .constants import ACK, FIN, FLAG_LETTERS, RST, SEQ_MODULO, SYN, CloseKind, Closer, Handshake
+
 __all__ = ["Endpoint", "Segment", "Connection", "flag_text", "HANDSHAKES", "CLOSE_KINDS"]
 
-FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
-HANDSHAKES = ("complete", "refused", "incomplete", "none")
-CLOSE_KINDS = ("four-way", "three-way", "simultaneous", "reset", "open")
-
-# tcpdump's order and letters (print-tcp.c); "." is ACK.
-_FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"), (ECE, "E"),
-                 (CWR, "W"))
+HANDSHAKES = tuple(Handshake)
+CLOSE_KINDS = tuple(CloseKind)
 
 
 def flag_text(flags: int) -> str:
     """TCP flags the way tcpdump and packetdrill print them: "S", "S.", ".", "F.", "R.", "P."."""
-    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "none"
+    return "".join(letter for bit, letter in FLAG_LETTERS if flags & bit) or "none"
 
 
 class Endpoint(NamedTuple):
@@ -74,10 +71,6 @@ class Segment:
         return bool(self.flags & ACK)
 
     @property
-    def psh(self) -> bool:
-        return bool(self.flags & PSH)
-
-    @property
     def flag_text(self) -> str:
         return flag_text(self.flags)
 
@@ -88,13 +81,13 @@ class Segment:
 
     def __str__(self) -> str:
         ack = f" ack {self.ack}" if self.has_ack else ""
-        return (f"{self.src} > {self.dst}: {self.flag_text} {self.seq}:{(self.seq + self.payload_len) % 2**32}"
+        return (f"{self.src} > {self.dst}: {self.flag_text} {self.seq}:{(self.seq + self.payload_len) % SEQ_MODULO}"
                 f"({self.payload_len}){ack}")
 
 
 @dataclass(eq=False)
 class Connection:
-    """One TCP connection (one incarnation of a 4-tuple), classified per DESIGN.md's definitions.
+    """One TCP connection (one incarnation of a 4-tuple), classified per the definitions of docs/trace.md.
 
     ``segments`` is built on first use: a million-packet capture classifies 100,000 connections
     without making a million ``Segment`` objects nobody looks at.
@@ -102,10 +95,10 @@ class Connection:
 
     client: Endpoint
     server: Endpoint
-    handshake: str  # one of HANDSHAKES
+    handshake: Handshake  # a str: "complete", "refused", "incomplete" or "none"
     isn: dict[str, int | None]  # {"client": x, "server": y}; None where that SYN was not seen
-    close_kind: str  # one of CLOSE_KINDS
-    close_initiator: str | None  # "client", "server", "both" (simultaneous) or None
+    close_kind: CloseKind  # a str: "four-way", "three-way", "simultaneous", "reset" or "open"
+    close_initiator: Closer | None  # "client", "server", "both" (simultaneous) or None
     bytes_client: int  # distinct payload bytes in sequence space, retransmissions counted once
     bytes_server: int
     half_close_bytes: int  # distinct payload bytes the passive side sent after the initiator's FIN
@@ -146,14 +139,14 @@ class Connection:
     def relative_seq(self, segment: Segment) -> int:
         """``seq - ISN`` of the sender (mod 2^32), as Wireshark and ladder diagrams show it."""
         base = self._base(self.side(segment))
-        return (segment.seq - (base if base is not None else segment.seq)) % 2**32
+        return (segment.seq - (base if base is not None else segment.seq)) % SEQ_MODULO
 
     def relative_ack(self, segment: Segment) -> int | None:
         """``ack - ISN`` of the receiver (mod 2^32); None when the ACK flag is off."""
         if not segment.has_ack:
             return None
         base = self._base("server" if self.side(segment) == "client" else "client")
-        return (segment.ack - (base if base is not None else segment.ack)) % 2**32
+        return (segment.ack - (base if base is not None else segment.ack)) % SEQ_MODULO
 
     def ladder(self) -> list[str]:
         """One line per segment in packetdrill style with relative numbers: ``> F. 1001:1001(0) ack 1``."""
@@ -167,7 +160,7 @@ class Connection:
         return lines
 
     def to_json(self) -> dict[str, Any]:
-        """The connection as the JSON object of ``netbed trace --json`` (keys fixed, see DESIGN.md)."""
+        """The connection as the JSON object of ``netbed trace --json`` (keys fixed, see docs/trace.md)."""
         return {
             "client": str(self.client),
             "server": str(self.server),

@@ -1,0 +1,181 @@
+"""The `netbed` command line's grammar: subcommands, options, examples, and what each completes to.
+
+Tab completion is argcomplete's: `netbed completion bash` prints its hook, and at each TAB the shell
+asks `netbed` itself, which answers from this very parser (experiments and topologies included),
+so a new option completes without more code.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from netbed import custom_topo, lab, topo_cli, topologies
+from netbed.network import SWITCHES
+
+EXAMPLES = """\
+examples:
+  netbed list                          the experiments and the lecture claim each demonstrates
+  netbed run handshake --topo wan      one experiment: verdict, ladder diagram, run folder
+  netbed run --all                     every experiment on every topology it supports
+  netbed run --all --html report.html  … and one HTML page with every verdict, ladder and pcap link
+  netbed topo lan --hosts 4 --test pingall
+  netbed trace runs/…/client.pcap      connections in any pcap, classified
+  netbed check runs/…                  re-check a saved run offline
+  netbed report runs/ --html report.html   the HTML page again, from saved run folders
+  source <(netbed completion bash)     tab completion in this shell
+"""
+
+# Each subcommand's examples, shown under its --help: what to type first, then the common variations.
+COMMAND_EXAMPLES = {
+    "topo": """\
+examples:
+  netbed topo lan --hosts 4 --test pingall     one switch, 4 hosts, every host pings every host
+  netbed topo multi-lan --lans 3 --test pingall
+  netbed topo wan --routers 3 --test ping-ends first host to last, across 3 routers
+  netbed topo lan --cli                        Mininet's CLI before tearing down
+  netbed topo --topo tree,depth=2,fanout=3     a Mininet built-in, as `mn --topo` takes it
+  netbed topo --custom mytopo.py --topo mytopo,3 --cli   your own Mininet Topo, as `mn --custom` reads it
+""",
+    "run": """\
+examples:
+  netbed run handshake                          on the experiment's first topology
+  netbed run close-client --topo multi-lan --out /tmp/cc
+  netbed run --all                              every experiment on every topology, a verdict table
+  netbed run --all --topo lan --html report.html
+  netbed run --all --json > results.json        nothing but JSON on stdout, no progress
+  netbed run handshake --topo linear,3          on a Mininet built-in topology
+  netbed run close-client --custom mytopo.py --topo mytopo --client h1 --server h3
+""",
+    "lab": """\
+examples:
+  netbed lab lan --hosts 3                      Mininet's CLI; every host interface captured from the start
+  netbed lab --custom mytopo.py --topo mytopo   the same on your own Mininet Topo
+  netbed lab lan --script session.cli           replay CLI commands without a person (CI)
+  on exit: every TCP connection of the session, classified, with ladder and kernel states (lab.html)
+""",
+    "list": """\
+examples:
+  netbed list
+  netbed list --json
+""",
+    "trace": """\
+examples:
+  netbed trace runs/…-handshake-lan/client.pcap
+  netbed trace capture.pcapng --json            any pcap or pcapng, not only netbed's
+""",
+    "check": """\
+examples:
+  netbed check runs/…-close-client-wan          same verdict as the live run, no network needed
+  netbed check runs/…-close-client-wan --json
+""",
+    "show": """\
+examples:
+  netbed show runs/…-close-client-wan           verdict, ladder diagram, kernel TCP states
+  netbed show runs/…-close-client-wan --json
+""",
+    "report": """\
+examples:
+  netbed report runs/ --html report.html        every run folder under runs/, one page
+  netbed report runs/A runs/B                   the verdict table of two saved runs
+  netbed report runs/ --json
+""",
+    "clean": """\
+examples:
+  sudo netbed clean      stop what runs killed with SIGKILL left (their processes; their namespaces go too)
+                         a live run, another user's Mininet and anything netbed did not start are untouched
+""",
+    "completion": """\
+examples:
+  source <(netbed completion bash)                          this shell only
+  netbed completion bash > /etc/bash_completion.d/netbed    every new bash
+  netbed completion zsh > "${fpath[1]}/_netbed"             zsh (then: compinit)
+""",
+}
+SHELLS = ("bash", "zsh")
+
+
+def _experiments(**_: Any) -> list[str]:
+    from netbed.experiment import catalog
+
+    return [e.name for e in catalog()]
+
+
+def _topologies(**_: Any) -> list[str]:
+    return list(topologies.TOPOLOGIES)
+
+
+def _switches(**_: Any) -> list[str]:
+    return list(SWITCHES)
+
+
+def _complete(action: argparse.Action, completer: Any) -> argparse.Action:
+    action.completer = completer  # type: ignore[attr-defined]  # read by argcomplete
+    return action
+
+
+def build_parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="netbed", description="A network-emulation testbed for the "
+                                     "network-programming lecture.", epilog=EXAMPLES, formatter_class=raw)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                              epilog=COMMAND_EXAMPLES[name], formatter_class=raw)
+
+    p = command("topo", "build a topology, test reachability, tear down (like mn)")
+    _complete(p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, "
+                             "--custom)"), _topologies)
+    topo_cli.add_arguments(p)
+    custom_topo.add_topo_arguments(p)
+
+    p = command("run", "run experiments, check them, write run folders")
+    _complete(p.add_argument("name", nargs="?", help="experiment name (see netbed list)"), _experiments)
+    p.add_argument("--all", action="store_true", help="every experiment on every topology it supports")
+    _complete(p.add_argument("--topo", help="topology (default: the experiment's first); also a Mininet one: "
+                             "single,3, tree,depth=2 or a --custom file's"), _topologies)
+    custom_topo.add_run_arguments(p)
+    p.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
+    _complete(p.add_argument("--switch", default="bridge", help="bridge (default) or ovs"), _switches)
+    p.add_argument("--json", action="store_true", help="print the result as JSON (and nothing else)")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="also write one self-contained HTML page: verdicts, claims, ladders, states, pcap links")
+
+    p = command("list", "the experiments, their topologies and lecture claims")
+    p.add_argument("--json", action="store_true")
+
+    p = command("trace", "connections in a pcap, classified (handshake, close kind, bytes)")
+    p.add_argument("pcap", type=Path)
+    p.add_argument("--json", action="store_true")
+
+    p = command("check", "re-run a saved run's assertions offline")
+    _complete(p.add_argument("dir", type=Path), _directories())
+    p.add_argument("--json", action="store_true")
+
+    p = command("show", "a saved run: verdict, ladder diagram, kernel TCP states")
+    _complete(p.add_argument("dir", type=Path), _directories())
+    p.add_argument("--json", action="store_true", help="print verdict, ladder rows and states as JSON")
+
+    p = command("report", "saved run folders: their verdict table, or the HTML page of them")
+    _complete(p.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
+                             help="a run folder, or a folder of run folders (runs/)"), _directories())
+    p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML page `netbed run --html` writes")
+    p.add_argument("--json", action="store_true", help="print the verdicts as `netbed run --all --json` does")
+
+    p = command("lab", "an interactive lab: Mininet's CLI, every host captured, each TCP connection classified")
+    _complete(p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, "
+                             "--custom)"), _topologies)
+    lab.add_arguments(p)
+
+    command("clean", "remove what dead runs left behind (and only that)")
+
+    p = command("completion", "print a shell completion script")
+    p.add_argument("shell", choices=SHELLS)
+    return parser
+
+
+def _directories() -> Any:
+    from argcomplete.completers import DirectoriesCompleter
+
+    return DirectoriesCompleter()
