@@ -15,9 +15,10 @@ from pathlib import Path
 from netbed import runstate, topologies
 from netbed.errors import NetbedError
 from netbed.network import shaping
-from netbed.network.custom import BUILTIN_TOPOS, CustomTopology, custom_topology, is_mininet_name
+from netbed.network.custom import BUILTIN_TOPOS, CustomTopology, custom_topology, end_hosts, is_mininet_name
 from netbed.preflight import require_emulation
-from netbed.topo_cli import reachability
+from netbed.spec import Node, Topology
+from netbed.topo_cli import choose_test, reachability
 
 CUSTOM_HELP = "read `topos = {name: Topo class or function}` from this .py file, as `mn --custom` does"
 
@@ -92,6 +93,8 @@ def run_topology(args: argparse.Namespace, chosen: str) -> int:
     if getattr(args, "switch", "bridge") != "bridge":
         raise NetbedError("custom topologies are built with Linux bridges (--switch bridge)")
     custom = custom_topology(chosen, custom_files(args.custom))
+    hosts = tuple(Node(name, "host", ()) for name in end_hosts(custom.topo))
+    args.test = choose_test(Topology(chosen, (), hosts), args.test)  # before the build, as for netbed's own
     require_emulation()
     shape = shaping.parse_shape(args.delay, args.jitter, args.loss)
     out = sys.stdout

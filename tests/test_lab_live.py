@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import NETBED, REPO, netbed
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 LINUXROUTER = "from mininet.examples.linuxrouter import NetworkTopo\ntopos = {'linuxrouter': NetworkTopo}\n"
 PROMPT = b"mininet> "

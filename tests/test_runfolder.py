@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import NETBED, REPO, netbed
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.netbed
 
 
 def one_line(res: subprocess.CompletedProcess, message: str) -> None:
