@@ -97,9 +97,6 @@ def _new_lab_dir(base: Path, label: str) -> Path:
 
 def session(network: Topology | CustomTopology, out: Path, script: str | None) -> None:
     """Build, capture every interface, run the CLI, then save what the analysis needs (lab.json)."""
-    from mininet.cli import CLI
-    from mininet.log import setLogLevel
-
     tracer = StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()  # attaches during the build
     sampler = None
     custom = network if isinstance(network, CustomTopology) else None
@@ -113,14 +110,10 @@ def session(network: Topology | CustomTopology, out: Path, script: str | None) -
             caps = [Capture(_point(n.name, i.name), n.name, i.name, out / f"{_point(n.name, i.name)}.pcap")
                     for n in topo.nodes for i in n.interfaces]
             with capture_all(tb, caps):
-                setLogLevel("info")  # what `mn` shows: pingall's results, "*** Starting CLI:"
                 print(f"*** netbed lab: capturing {len(caps)} interfaces into {out}; "
                       + ("running " + script if script else "type exit (or Ctrl-D) to end and classify"),
                       flush=True)
-                try:
-                    CLI(tb.net, script=script)  # script=None: a prompt for a person
-                finally:
-                    setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
+                tb.cli(script)  # Mininet's CLI at its `info` level; script=None: a prompt for a person
             facts["sockets_after"] = {n: tb.run(n, ["ss", "-tanH"], check=False).stdout.splitlines() for n in nodes}
             source = sampler or tracer
             source.stop()
