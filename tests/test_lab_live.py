@@ -135,7 +135,9 @@ def test_a_scripted_lab_classifies_every_connection_with_both_kernel_sides(scrip
     assert {c["connection"]["server"] for c in conns} == {"10.0.0.100:80"}
     for c in conns:
         assert c["connection"]["handshake"] == "complete"
-        assert c["connection"]["close"]["kind"] in ("three-way", "four-way")  # http.server closes after one reply
+        # http.server (HTTP/1.0) closes after its reply and curl closes when it sees that: FINs in turn or
+        # crossing, as the timing falls — closed with FINs either way, never left open or reset
+        assert c["connection"]["close"]["kind"] in ("three-way", "four-way", "simultaneous")
         for side in ("client", "server"):
             states = [s["state"] for s in c["states"][side]]
             assert "ESTABLISHED" in states, (side, states)
