@@ -5,15 +5,16 @@ PYTEST := $(VENV)/bin/python -m pytest
 # Two workers by default: every run is namespaced, so tests build networks side by side.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup demo test test-pure lint bench clean-runs
+.PHONY: setup demo test test-pure lint bench clean-runs container-check
 
 # Idempotent: installs only what is missing (system packages, the venv, the project in it).
 setup:
 	@bash scripts/install.sh
 
-# The main job: every experiment on every topology it supports, a verdict table, artifacts under runs/.
+# The main job: every experiment on every topology it supports, a verdict table, artifacts under runs/,
+# and the report page runs/report.html (docs/report.png is a screenshot of it).
 demo: setup
-	$(NETBED) run --all
+	$(NETBED) run --all --html runs/report.html
 
 # The whole suite: pure tests and the real ones (root, kernel, Mininet). pytest's exit 5
 # ("no tests collected") is a failure here, never a silent pass.
@@ -30,3 +31,9 @@ lint: setup
 
 clean-runs:
 	rm -rf runs
+
+# The CI image built and run as CI runs it (docker or podman; not part of `make test`): `make test`
+# and `make demo` in a privileged container, figures at the end. CONTAINER_CHECK_ARGS=--unprivileged
+# also shows the one line a container without --privileged gets. docs/container.md has the figures.
+container-check:
+	@bash scripts/container-check.sh $(CONTAINER_CHECK_ARGS)

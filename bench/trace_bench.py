@@ -1,18 +1,22 @@
-"""Trace analyser benchmark: `netbed trace` against `tshark -T fields` on the same big capture.
+"""Trace analyser benchmark: `netbed trace` against `tshark -T fields` on the same big capture, and
+how time and memory grow with the capture (1x, 2x, 20x).
 
-Why this exists: the performance goal is that analysing ~1,000,000 packets / 120,000 short TCP
-connections takes at most a fifth of what tshark needs just to print five fields per packet. The
-capture is generated here with NumPy (a few seconds, no network needed), so the run is reproducible on
-any machine:
+Why this exists: the goals are that `netbed trace` analyses the ~1.1M-packet capture of 120,000 short
+TCP connections at least 15x faster than tshark needs just to print five fields per packet, at
+1.5M packets/s or more end to end, and in memory that does not grow with the capture (at most 1 GB
+for 20x, about 22M packets). The capture is generated here with NumPy (no network needed), so the run
+is reproducible on any machine:
 
-    .venv/bin/python bench/trace_bench.py [--connections 120000] [--keep FILE]
+    .venv/bin/python bench/trace_bench.py [--connections 120000] [--scales 1,2,20] [--keep DIR]
 
-Timed in the same run, on the same file (page cache warm for both):
-- ``read_trace``: reading + decoding + classifying (in process);
-- ``format_table`` and ``to_json_text``: the two outputs of ``netbed trace``;
-- ``python -m netbed.trace FILE``: the whole command as a user runs it (interpreter start, imports, table);
-- ``tshark -T fields -e frame.number -e ip.src -e ip.dst -e tcp.srcport -e tcp.flags -r FILE > /dev/null``.
+Timed in the same run, on the same files (page cache warm):
+- ``netbed trace FILE`` and ``netbed trace FILE --json`` as a user runs them (interpreter start,
+  imports, output to /dev/null), wall time and peak resident memory from ``/usr/bin/time -f "%e %M"``;
+- ``read_trace`` (the whole-file API experiments use) in process, on the 1x capture;
+- ``tshark -T fields -e frame.number -e ip.src -e ip.dst -e tcp.srcport -e tcp.flags -r FILE > /dev/null``
+  on the 1x capture.
 Then both tools' SYN/FIN/RST counts are compared (tshark run once more, printing only tcp.flags).
+The 2x and 20x captures repeat the 1x traffic with other addresses and ISNs, one block after another.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from typing import Callable
 
 import numpy as np
 
+from netbed.trace.constants import ACK, FIN, PSH, RST, SYN
+
 # The short connection every client runs: handshake, one request, one answer, four-way close.
 # (direction: 0 = client->server, 1 = server->client; TCP flags; payload bytes)
-FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
 REQUEST, ANSWER = 100, 200
 SCRIPT = [
     (0, SYN, 0),
@@ -60,17 +65,37 @@ _FRAME = np.dtype(
 assert _FRAME.itemsize == 16 + 54
 
 
-def write_bench_pcap(path: Path, connections: int = 120_000, seed: int = 7) -> int:
-    """Write a classic pcap of `connections` interleaved short TCP connections; return packet count.
+PCAP_HEADER = np.array([0xA1B2C3D4], "<u4").tobytes() + bytes([2, 0, 4, 0]) + bytes(8) \
+    + np.array([65535, 1], "<u4").tobytes()
+BLOCK_GAP = 10.0  # seconds between the blocks of a 2x/20x capture
+
+
+def write_bench_pcap(path: Path, connections: int = 120_000, seed: int = 7, blocks: int = 1) -> int:
+    """Write a classic pcap of ``blocks`` x ``connections`` interleaved short TCP connections; return
+    the packet count. Each block is made in memory and appended, so 20x needs no more memory than 1x."""
+    packets = 0
+    with open(path, "wb") as f:
+        f.write(PCAP_HEADER)
+        t = 1_700_000_000.0
+        for block in range(blocks):
+            data, n, duration = _block(connections, seed + block, block, t)
+            f.write(data.tobytes())
+            packets += n
+            t += duration + BLOCK_GAP
+    return packets
+
+
+def _block(connections: int, seed: int, block: int, t0: float) -> tuple[np.ndarray, int, float]:
+    """The records of one block of connections (client addresses 10.<block+1>.x.y), starting at t0.
 
     Built column-wise with NumPy so 1M packets take seconds, not minutes: one fixed-layout header
-    record per packet, then the records are scattered into the file buffer with their payloads.
+    record per packet, then the records are scattered into the buffer with their payloads.
     """
     rng = np.random.default_rng(seed)
     n_steps = len(SCRIPT)
     # Unique (client address, port) pairs so no 4-tuple is reused.
     pick = rng.choice(250 * 28000, size=connections, replace=False)
-    client_ip = (10 << 24) | (1 << 16) | (pick // 28000 + 1).astype(np.uint32)
+    client_ip = (10 << 24) | ((block % 250 + 1) << 16) | (pick // 28000 + 1).astype(np.uint32)
     client_port = (32768 + pick % 28000).astype(np.uint16)
     server_ip = np.full(connections, (10 << 24) | (9 << 16) | 1, np.uint32)
     isn_c = rng.integers(0, 2**32, connections, dtype=np.int64)
@@ -99,7 +124,7 @@ def write_bench_pcap(path: Path, connections: int = 120_000, seed: int = 7) -> i
     n = len(order)
     d = direction[step]
     rec = np.zeros(n, _FRAME)
-    t = when.ravel()[order] + 1_700_000_000.0
+    t = when.ravel()[order] + t0
     rec["ts_sec"] = t.astype(np.uint32)
     rec["ts_usec"] = ((t - np.floor(t)) * 1e6).astype(np.uint32)
     rec["incl_len"] = rec["orig_len"] = 54 + plen[step]
@@ -134,19 +159,15 @@ def write_bench_pcap(path: Path, connections: int = 120_000, seed: int = 7) -> i
     rec["ip_csum"] = ~s.astype(np.uint16)
 
     sizes = 16 + 54 + plen[step]
-    offsets = 24 + np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    out = np.zeros(24 + int(sizes.sum()), np.uint8)
-    out[:24] = np.frombuffer(
-        np.array([0xA1B2C3D4], "<u4").tobytes() + bytes([2, 0, 4, 0]) + bytes(8)
-        + np.array([65535, 1], "<u4").tobytes(), np.uint8)
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    out = np.zeros(int(sizes.sum()), np.uint8)
     raw = rec.view(np.uint8).reshape(n, -1)
     out[offsets[:, None] + np.arange(70)] = raw
     payload_rows = np.flatnonzero(plen[step] > 0)
     for size in np.unique(plen[step][payload_rows]):
         rows = payload_rows[plen[step][payload_rows] == size]
         out[(offsets[rows] + 70)[:, None] + np.arange(size)] = ord("x")
-    path.write_bytes(out.tobytes())
-    return n
+    return out, n, float(when.max())
 
 
 def machine() -> str:
@@ -165,6 +186,14 @@ def timed(argv: list[str]) -> float:
     return time.perf_counter() - t
 
 
+def time_and_memory(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak resident MB) of a command, from GNU time's %e and %M."""
+    res = subprocess.run(["/usr/bin/time", "-f", "%e %M", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, check=True)
+    seconds, kib = res.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(kib) / 1024
+
+
 def median_of(repeat: int, run: Callable[[], float]) -> float:
     return statistics.median(run() for _ in range(repeat))
 
@@ -180,60 +209,76 @@ def tshark_flag_counts(path: Path) -> tuple[int, int, int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=120_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is shown")
-    parser.add_argument("--keep", type=Path, help="write the capture here and keep it")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per 1x measurement; the median is shown")
+    parser.add_argument("--scales", default="1,2,20", help="capture sizes to measure, in multiples of the 1x capture")
+    parser.add_argument("--keep", type=Path, help="write the captures into this folder and keep them")
     args = parser.parse_args(argv)
-    if shutil.which("tshark") is None:
-        print("trace_bench: tshark is not installed (Debian package tshark)", file=sys.stderr)
-        return 2
+    for tool in ("tshark", "/usr/bin/time"):
+        if shutil.which(tool) is None:
+            print(f"trace_bench: {tool} is not installed (Debian packages tshark, time)", file=sys.stderr)
+            return 2
     repo = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(repo))
-    from netbed.trace import format_table, read_trace
+    from netbed.trace import read_trace
 
-    def in_process(step: str) -> float:
-        t = time.perf_counter()
-        trace = read_trace(path)
-        if step == "table":
-            format_table(trace)
-        elif step == "json":
-            trace.to_json_text()
-        return time.perf_counter() - t
-
+    netbed = [str(Path(sys.executable).parent / "netbed"), "trace"]
+    scales = [int(x) for x in args.scales.split(",")]
     with tempfile.TemporaryDirectory(prefix="netbed-bench-") as tmp:
-        path = args.keep or Path(tmp) / "bench.pcap"
-        t = time.perf_counter()
-        packets = write_bench_pcap(path, args.connections)
-        print(f"generated {path}: {packets:,} packets, {args.connections:,} connections, "
-              f"{path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t:.1f} s")
-        path.read_bytes()  # warm the page cache for whoever runs first
-        command = [sys.executable, "-m", "netbed.trace", str(path)]
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for scale in scales:
+            path = folder / f"bench-{scale}x.pcap"
+            t = time.perf_counter()
+            packets = write_bench_pcap(path, args.connections, blocks=scale)
+            print(f"generated {path}: {packets:,} packets, {args.connections * scale:,} connections, "
+                  f"{path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - t:.1f} s", flush=True)
+            if scale == 1:
+                path.read_bytes()  # warm the page cache for whoever runs first
+            repeat = args.repeat if scale == 1 else 1
+            for label, extra in (("netbed trace FILE", []), ("netbed trace FILE --json", ["--json"])):
+                runs = [time_and_memory([*netbed, str(path), *extra]) for _ in range(repeat)]
+                seconds = statistics.median(r[0] for r in runs)
+                rows.append((scale, label, packets, seconds, max(r[1] for r in runs)))
+                print(f"  {label}: {seconds:.2f} s, {packets / seconds / 1e6:.2f}M packets/s, "
+                      f"peak {rows[-1][4]:,.0f} MB", flush=True)
+            if scale == 1:
+                one = path
+                one_packets = packets
+
+        def in_process() -> float:
+            t = time.perf_counter()
+            read_trace(one)
+            return time.perf_counter() - t
+
         tshark = ["tshark", "-T", "fields", "-e", "frame.number", "-e", "ip.src", "-e", "ip.dst", "-e", "tcp.srcport",
-                  "-e", "tcp.flags", "-r", str(path)]
-        rows = [
-            ("netbed read_trace (read + classify)", median_of(args.repeat, lambda: in_process("read"))),
-            ("netbed read_trace + format_table", median_of(args.repeat, lambda: in_process("table"))),
-            ("netbed read_trace + to_json_text", median_of(args.repeat, lambda: in_process("json"))),
-            ("python -m netbed.trace FILE", median_of(args.repeat, lambda: timed(command))),
-            ("python -m netbed.trace FILE --json", median_of(args.repeat, lambda: timed(command + ["--json"]))),
-            ("tshark -T fields (5 fields) > /dev/null", median_of(args.repeat, lambda: timed(tshark))),
-        ]
-        trace = read_trace(path)
+                  "-e", "tcp.flags", "-r", str(one)]
+        t_read = median_of(args.repeat, in_process)
+        t_tshark = median_of(args.repeat, lambda: timed(tshark))
+        trace = read_trace(one)
         f = trace.frames
         flags = f.tcp_flags[f.has_tcp]
         mine = (len(flags), int((flags & SYN != 0).sum()), int((flags & FIN != 0).sum()),
                 int((flags & RST != 0).sum()))
-        theirs = tshark_flag_counts(path)
+        theirs = tshark_flag_counts(one)
 
-    t_tshark = rows[-1][1]
     print(f"machine: {machine()}")
-    print(f"capture: {len(f):,} packets, {len(trace.connections):,} connections; median of {args.repeat} runs")
-    print(f"| {'step':45} | {'seconds':>7} | {'tshark / step':>13} |")
-    print(f"| {'-' * 45} | {'-' * 7}:| {'-' * 13}:|")
-    for name, seconds in rows:
-        print(f"| {name:45} | {seconds:7.2f} | {t_tshark / seconds:12.1f}x |")
+    print(f"1x capture: {one_packets:,} packets, {len(trace.connections):,} connections; "
+          f"median of {args.repeat} runs at 1x, one run at larger scales")
+    print(f"| {'scale':>5} | {'step':28} | {'packets':>11} | {'seconds':>7} | {'packets/s':>9} | {'peak MB':>7} "
+          f"| {'tshark / step':>13} |")
+    print(f"| {'-' * 4}:| {'-' * 28} | {'-' * 10}:| {'-' * 6}:| {'-' * 8}:| {'-' * 6}:| {'-' * 12}:|")
+    for scale, label, packets, seconds, peak in rows:
+        ratio = f"{t_tshark / seconds:12.1f}x" if scale == 1 else f"{'':13}"
+        print(f"| {scale:>4}x | {label:28} | {packets:>11,} | {seconds:7.2f} | {packets / seconds / 1e6:8.2f}M "
+              f"| {peak:7,.0f} | {ratio} |")
+    print(f"| {1:>4}x | {'read_trace (in process)':28} | {one_packets:>11,} | {t_read:7.2f} | "
+          f"{one_packets / t_read / 1e6:8.2f}M | {'':>7} | {t_tshark / t_read:12.1f}x |")
+    print(f"| {1:>4}x | {'tshark -T fields (5 fields)':28} | {one_packets:>11,} | {t_tshark:7.2f} | "
+          f"{one_packets / t_tshark / 1e6:8.2f}M | {'':>7} | {1.0:12.1f}x |")
     print(f"TCP segments / SYN / FIN / RST: netbed {mine}, tshark {theirs}")
     kinds = sorted({(c.handshake, c.close_kind, c.close_initiator) for c in trace.connections})
-    print(f"classified as {kinds}")
+    print(f"classified as {[tuple(str(x) for x in k) for k in kinds]}")
     if mine != theirs or len(trace.connections) != args.connections:
         print("MISMATCH between netbed and tshark", file=sys.stderr)
         return 1

@@ -6,9 +6,14 @@ from netbed.experiment import Evidence, Lab
 
 NAME = "close-client"
 ORDER = 20
-CLAIM = ("某个应用进程首先调用close,称该端执行“主动关闭”…该端的TCP于是发送一个FIN分节…接收到这个FIN的对端执行"
-         "“被动关闭”,这个FIN由TCP确认…一段时间后…也发送一个FIN…原发送端TCP确认这个FIN")
-GLOSS = "The client closes first; four segments close the connection: FIN, ACK, FIN, ACK."
+CLAIM = ("某个应用进程首先调用close,称该端执行“主动关闭”(active close)。该端的TCP于是发送一个FIN分节…"
+         "接收到这个FIN的对端执行 “被动关闭”(passive close),这个FIN由TCP确认…一段时间后,接收到这个文件结束符的"
+         "应用进程将调用close关闭它的套接字。这导致它的TCP也发送一个FIN…接收这个最终FIN的原发送端TCP(即执行主动关闭的"
+         "那一端)确认这个FIN…无论是客户还是服务器,任何一端都可以执行主动关闭。通常情况是,客户执行主动关闭")
+FORCING = ("the server sets TCP_QUICKACK and waits 0.2 s before its close(), so its ACK and its FIN leave as "
+           "two segments: without the pause they often merge into one (see close-merged).")
+GLOSS = ("The client closes first; four segments close the connection: FIN, ACK, FIN, ACK. Forced: the server "
+         "acknowledges at once (TCP_QUICKACK) and closes 0.2 s later, so the close is four segments on every run.")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 DATA = 20000
 

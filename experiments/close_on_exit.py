@@ -8,7 +8,10 @@ NAME = "close-on-exit"
 ORDER = 50
 CLAIM = ("当一个Unix进程无论自愿地(调用exit或从main函数返回)还是非自愿地(收到一个终止本进程的信号)终止时,"
          "所有打开的描述符都被关闭,这也导致仍然打开的任何TCP连接上也发出一个FIN")
-GLOSS = "SIGKILL the client with nothing unread: the kernel closes its socket and sends a FIN, not a RST."
+FORCING = ("the server sets TCP_QUICKACK and waits 0.2 s before its close(), so its ACK and its FIN leave as "
+           "two segments: the four-segment close on every run.")
+GLOSS = ("SIGKILL the client with nothing unread: the kernel closes its socket and sends a FIN, not a RST. "
+         "Forced: the server acknowledges at once (TCP_QUICKACK) and pauses 0.2 s before it closes (four segments).")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 
 

@@ -6,8 +6,12 @@ from netbed.experiment import Evidence, Lab
 
 NAME = "close-unread-rst"
 ORDER = 60
-CLAIM = "TCP协议传输数据之所以可靠地原因在于反馈机制 (close() 时接收队列里还有未读数据: 发 RST, 不发 FIN)"
-GLOSS = "close() with unread data in the receive queue sends RST, not FIN: the peer learns its data was lost."
+CLAIM = "TCP协议传输数据之所以可靠地原因在于反馈机制"
+NETBED = ("close() with unread data in the receive queue sends RST, not FIN (RFC 2525, Linux): the feedback "
+          "tells the peer that data it sent was never read.")
+FORCING = "the client sleeps 0.3 s before close(), so the server's 1,000 bytes have surely arrived unread."
+GLOSS = ("close() with unread data in the receive queue sends RST, not FIN: the peer learns its data was lost. "
+         "Forced: the client waits 0.3 s so the data is in its queue when it closes.")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 
 

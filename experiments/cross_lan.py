@@ -8,18 +8,27 @@ NAME = "cross-lan"
 ORDER = 120
 CLAIM = ("以上两点合称为“以太网协议”,基于以太网协议通信,属于局域网通信,不可以跨局域网通信; "
          "早期的联机->以太网:局域网与交换机->广域网与路由器")
-GLOSS = ("Without a gateway a host cannot reach another LAN (Network is unreachable); through the router it "
-         "can: the IP addresses stay the same end to end, the MACs are rewritten per hop, TTL drops by one per router.")
+NETBED = ("Ethernet reaches only its own LAN: told that the server is on its own wire (an on-link route), the "
+          "client asks by ARP, nobody on its LAN answers, nothing reaches the other LAN and connect() fails with "
+          "EHOSTUNREACH. Through the router the IP addresses stay the same end to end, the MACs are rewritten per "
+          "LAN and the TTL drops by one per router.")
+FORCING = ("the client is given an on-link route to the server (as if the other LAN were on its own wire) for the "
+           "first attempt; the routed connection uses the default gateway.")
+GLOSS = ("Ethernet stops at the LAN: with an on-link route to the server the client's ARP goes unanswered, nothing "
+         "reaches the other LAN, connect() fails (No route to host). Through the router it works: the IP addresses "
+         "stay the same end to end, the MACs are rewritten per LAN, TTL drops by one per router. Forced: the first "
+         "attempt is given an on-link route on purpose.")
 TOPOLOGIES = ("multi-lan", "wan")
 PORT = 9000
 
 
 def run(lab: Lab) -> None:
-    gateway = lab.tb.spec(lab.client_host).gateway
     server_ip = lab.ip(lab.server_host)
-    lab.run(lab.client_host, ["ip", "route", "del", "default"])
-    lab.wait(lab.client(None, ["send:10"], to=(server_ip, PORT), name="no-gateway"))
-    lab.run(lab.client_host, ["ip", "route", "add", "default", "via", gateway])
+    route = [f"{server_ip}/32", "dev", lab.tb.spec(lab.client_host).interfaces[0].name]
+    # "the server is on this wire": the kernel ARPs for it on the client's LAN instead of using the gateway
+    lab.run(lab.client_host, ["ip", "route", "add", *route])
+    lab.wait(lab.client(None, ["send:10"], to=(server_ip, PORT), name="on-link"))
+    lab.run(lab.client_host, ["ip", "route", "del", *route])
     server = lab.server(["recv-eof", "close"], port=PORT)
     client = lab.client(server, ["send:100", "close"])
     lab.wait(client, server)
@@ -31,8 +40,25 @@ def interface(ev: Evidence, node: str, segment: str | None = None) -> dict:
 
 
 def check(ev: Evidence, expect: Expect) -> None:
-    expect.equal("without a default gateway: Network is unreachable", "ENETUNREACH", ev.program("no-gateway")["error"])
+    expect.equal("with an on-link route to the server, connect() fails: No route to host", "EHOSTUNREACH",
+                 ev.program("on-link")["error"])
     client_host, server_host = ev.facts["client_host"], ev.facts["server_host"]
+    main = ev.connection("client")
+    before = main.segments[0].time if main is not None else float("inf")  # the attempt came before it
+    client_ip, server_ip = ev.program("client")["local"][0], ev.program("client")["peer"][0]
+    arp = [a for a in ev.trace("client").arp() if a.time < before]
+    asked = [a for a in arp if a.is_request and a.sender_ip == client_ip and a.target_ip == server_ip]
+    answers = [a for a in arp if a.is_reply and a.sender_ip == server_ip]
+    expect.that("the client asks its own LAN for the server's MAC (ARP request, client-side capture)", bool(asked),
+                f"{len(asked)} requests who-has {server_ip} tell {client_ip}")
+    expect.equal("nobody on the client's LAN answers the ARP for the server", [],
+                 [f"{a.sender_ip} is-at {a.sender_mac}" for a in answers])
+    expect.equal("the attempt sent no TCP segment: one connection in the client-side capture",
+                 1, len(ev.trace("client").connections))
+    server_side = ev.trace("server")
+    reached = [str(c.client) for c in server_side.connections if c.client.ip == client_ip and c.start < before]
+    reached += [f"ARP {a.sender_ip} asks for {a.target_ip}" for a in server_side.arp() if a.sender_ip == client_ip]
+    expect.equal("nothing of the attempt reaches the server's LAN (server-side capture)", [], reached)
     routers = ev.routers()  # the routers on the path, in order, each captured on its client-side interface
     client_if, server_if = interface(ev, client_host), interface(ev, server_host)
     hops = {"client": (client_if["mac"], interface(ev, routers[0], client_if["segment"])["mac"]),
@@ -44,10 +70,11 @@ def check(ev: Evidence, expect: Expect) -> None:
             return
         syns[point] = conn.segments[0]
     sent = syns["client"]
-    expect.equal("the attempt without a gateway sent nothing: one connection in the client-side capture",
-                 1, len(ev.trace("client").connections))
     for point, syn in syns.items():
-        expect.equal(f"IP addresses unchanged at {point}", (str(sent.src), str(sent.dst)), (str(syn.src), str(syn.dst)))
+        if point == "client":
+            continue
+        expect.equal(f"the client's SYN (seq {sent.seq}) at {point}: the same IP addresses as it left the client",
+                     (sent.seq, str(sent.src), str(sent.dst)), (syn.seq, str(syn.src), str(syn.dst)))
     for point, (src, dst) in hops.items():
         expect.equal(f"MACs on the {point}'s LAN: {point} side of the router hop", (src, dst),
                      (syns[point].src_mac, syns[point].dst_mac))

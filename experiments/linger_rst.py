@@ -6,7 +6,9 @@ from netbed.experiment import Evidence, Lab
 
 NAME = "linger-rst"
 ORDER = 70
-CLAIM = "某个应用进程首先调用close,称该端执行“主动关闭” (SO_LINGER 超时为 0: 主动关闭变成 RST, 没有 TIME_WAIT)"
+CLAIM = "某个应用进程首先调用close,称该端执行“主动关闭”(active close)"
+NETBED = ("with SO_LINGER on and a zero timeout, the active close is an abort: close() sends RST, not FIN, and "
+          "the socket skips TIME_WAIT.")
 GLOSS = "With SO_LINGER on and a zero timeout, close() sends RST instead of FIN and the socket skips TIME_WAIT."
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 

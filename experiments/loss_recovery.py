@@ -1,17 +1,23 @@
 """TCP协议传输数据之所以可靠地原因在于反馈机制 — lost segments are retransmitted; every byte arrives."""
 from __future__ import annotations
 
+import re
+
 from netbed.expect import Expect
 from netbed.experiment import Evidence, Lab
 
 NAME = "loss-recovery"
 ORDER = 140
 CLAIM = "流式协议,可靠协议; TCP协议传输数据之所以可靠地原因在于反馈机制"
-GLOSS = ("With every 10th packet towards the server dropped (iptables statistic, deterministic), a 300 KB "
-         "transfer still arrives intact by retransmission; a dropped SYN is sent again after the initial RTO (1 s).")
+FORCING = ("the server's firewall drops every 10th packet of the transfer (iptables statistic --mode nth, the "
+           "same packets on every run) and the first SYN to port 9001.")
+GLOSS = ("With every 10th packet towards the server dropped, a 300 KB transfer still arrives intact: each "
+         "dropped range is sent again; a dropped SYN is sent again after the initial RTO (1 s). Forced: the drops "
+         "are made by iptables in the server (deterministic nth statistic).")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 DATA = 300_000
 DATA_PORT, SYN_PORT = 9000, 9001
+EVERY, PACKET = 10, 5  # iptables statistic --mode nth: of the packets the rule sees, those with index % EVERY == PACKET
 
 
 def run(lab: Lab) -> None:
@@ -19,7 +25,7 @@ def run(lab: Lab) -> None:
     # Drops happen in the server's own firewall (its namespace only): the captures, taken on the
     # wire before it, see each lost packet and its retransmission.
     lab.run(host, ["iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", str(DATA_PORT), "-m", "statistic",
-                   "--mode", "nth", "--every", "10", "--packet", "5", "-j", "DROP"])
+                   "--mode", "nth", "--every", str(EVERY), "--packet", str(PACKET), "-j", "DROP"])
     lab.run(host, ["iptables", "-w", "-A", "INPUT", "-p", "tcp", "--syn", "--dport", str(SYN_PORT), "-m", "statistic",
                    "--mode", "nth", "--every", "2", "--packet", "0", "-j", "DROP"])
     server = lab.server(["recv-eof", "close"], port=DATA_PORT)
@@ -31,14 +37,61 @@ def run(lab: Lab) -> None:
     lab.facts["dropped"] = lab.run(host, ["iptables", "-w", "-L", "INPUT", "-v", "-n", "-x"]).stdout
 
 
+def drop_counter(listing: str, port: int) -> int:
+    """Packets the DROP rule for `port` dropped, from `iptables -L INPUT -v -n -x` (0 if there is no rule)."""
+    for line in listing.splitlines():
+        cols = line.split()
+        if len(cols) > 2 and cols[2] == "DROP" and re.search(rf"\bdpt:{port}\b", line):
+            return int(cols[0])
+    return 0
+
+
+def dropped_segments(conn, every: int = EVERY, packet: int = PACKET) -> list:
+    """The client's segments the nth rule dropped: the rule sees them in the order the server-side capture does."""
+    sent = [s for s in conn.segments if conn.side(s) == "client"]
+    return [s for i, s in enumerate(sent) if i % every == packet]
+
+
+def not_sent_again(conn, dropped: list) -> list[tuple[int, int]]:
+    """The dropped sequence ranges (relative) that no later segment of the sender covers again.
+
+    A range counts as sent again only if later segments cover all of it: a tail-loss probe that resends
+    the last segment does not cover a range lost in the middle.
+    """
+    missing = []
+    for lost in dropped:
+        start, end = conn.relative_seq(lost), conn.relative_seq(lost) + lost.seq_len
+        if end == start:
+            continue  # a pure ACK carries no data: nothing to send again
+        later = sorted((conn.relative_seq(s), conn.relative_seq(s) + s.seq_len) for s in conn.segments
+                       if s.time > lost.time and conn.side(s) == conn.side(lost) and s.seq_len)
+        covered = start
+        for lo, hi in later:
+            if lo <= covered < hi:
+                covered = hi
+        if covered < end:
+            missing.append((start, end))
+    return missing
+
+
 def check(ev: Evidence, expect: Expect) -> None:
     client, server = ev.program("client"), ev.program("server")
     expect.equal("every byte arrives (SHA-256 of what was sent and what was read)",
                  (DATA, client["sent_sha256"]), (server["received"], server["received_sha256"]))
-    conn = ev.connection("client")
-    if expect.that("the transfer is in the client-side capture", conn is not None, "looked up by port"):
-        expect.that("the trace shows retransmissions by the sender", conn.retransmissions["client"] > 0,
-                    f"{conn.retransmissions['client']} retransmitted segments")
+    listing = ev.facts.get("dropped", "")
+    dropped = drop_counter(listing, DATA_PORT)
+    expect.that("the server's firewall dropped packets of the transfer (DROP counter > 0)", dropped > 0,
+                f"{dropped} packets dropped")
+    expect.that("it dropped the first SYN to port 9001 (DROP counter > 0)", drop_counter(listing, SYN_PORT) > 0,
+                f"{drop_counter(listing, SYN_PORT)} SYNs dropped")
+    conn = ev.connection("server")
+    if expect.that("the transfer is in the server-side capture", conn is not None, "looked up by port"):
+        lost = dropped_segments(conn)
+        expect.equal("the packets the rule dropped, counted on the wire, match its counter", dropped, len(lost))
+        missing = not_sent_again(conn, lost)
+        data_lost = [s for s in lost if s.seq_len]
+        expect.that("each dropped range was sent again", bool(data_lost) and not missing,
+                    f"{len(data_lost)} dropped segments with data; not sent again: {missing or 'none'}")
         expect.equal("the trace counts each byte once", DATA, conn.bytes_client)
     syn_conn = ev.connection("client", "syn-client")
     if not expect.that("the second connection is in the capture", syn_conn is not None, "looked up by port"):

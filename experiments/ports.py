@@ -10,6 +10,8 @@ CLAIM = ("端口:用来唯一标识一台计算机上的某个应用程序; 端�
          "ip+port:唯一标识接入互联网一台计算机上的某个应用程序")
 GLOSS = ("Two servers on one host, ports 9000 and 9001, each reach their own application; the client's "
          "connections get distinct ephemeral ports; the 4-tuple tells them apart; a second bind fails.")
+NETBED = ("one port, one application holds unless sockets opt out together: two sockets that both set "
+          "SO_REUSEPORT may share a port (netbed's programs set it only in this experiment's sabotage test).")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 APPS = {"app-a": (9000, 111), "app-b": (9001, 222)}  # name: (port, bytes it answers with)
 
@@ -32,7 +34,11 @@ def check(ev: Evidence, expect: Expect) -> None:
         client, server = ev.program(f"client-{name}"), ev.program(name)
         expect.equal(f"the client of port {port} talks to {name} (its {size} bytes, same SHA-256)",
                      (size, server["sent_sha256"]), (client["received"], client["received_sha256"]))
-    expect.equal("a second bind to port 9000 fails", "EADDRINUSE", ev.program("second-bind")["error"])
+        conn = ev.connection("server", f"client-{name}")
+        expect.equal(f"{name}'s socket is bound to port {port}, and its client's segments (server-side capture) "
+                     "go to that port", (port, port), (server["local"][1], conn.server.port if conn else None))
+    second = ev.program("second-bind")
+    expect.equal("a second bind to port 9000 fails", "EADDRINUSE", second["error"])
     names = ["client-app-a", "client-app-b", "client-app-c"]
     ports = [ev.program(n)["local"][1] for n in names]
     expect.equal("each connection has its own ephemeral port", len(ports), len(set(ports)))

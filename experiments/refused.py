@@ -6,7 +6,8 @@ from netbed.experiment import Evidence, Lab
 
 NAME = "refused"
 ORDER = 80
-CLAIM = "端口(port): 用来唯一标识一台计算机上的某个应用程序; ip+port: 唯一标识接入互联网一台计算机上的某个应用程序"
+CLAIM = "端口:用来唯一标识一台计算机上的某个应用程序; ip+port:唯一标识接入互联网一台计算机上的某个应用程序"
+NETBED = "a SYN to a port where no application listens is answered by RST/ACK: connect() fails with ECONNREFUSED."
 GLOSS = "A port names an application: a SYN to a port where nothing listens is answered by RST/ACK."
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 PORT = 9999

@@ -8,9 +8,13 @@ from netbed.experiment import DEFAULT_PORT, Evidence, Lab
 
 NAME = "time-wait"
 ORDER = 100
-CLAIM = "(4) 接收这个最终FIN的原发送端TCP(即执行主动关闭的那一端)确认这个FIN (主动关闭的一端随后进入 TIME_WAIT)"
+CLAIM = "接收这个最终FIN的原发送端TCP(即执行主动关闭的那一端)确认这个FIN"
+NETBED = ("after that last ACK the active closer stays in TIME_WAIT (2MSL, 60 s on Linux), and its address "
+          "cannot be bound again without SO_REUSEADDR.")
+FORCING = "the client reads until the server's FIN before it closes, so the server is the active closer."
 GLOSS = ("The server closes first and its socket sits in TIME_WAIT (60 s on Linux, seen with ss); restarting "
-         "it on the same port fails with EADDRINUSE unless SO_REUSEADDR is set.")
+         "it on the same port fails with EADDRINUSE unless SO_REUSEADDR is set. Forced: the client closes only "
+         "after the server's FIN.")
 TOPOLOGIES = ("lan", "multi-lan", "wan")
 
 

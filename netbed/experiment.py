@@ -1,7 +1,9 @@
 """Experiments: what a lecture claim needs to run (Lab) and what it checks afterwards (Evidence).
 
-An experiment is a small module in `experiments/` with NAME, CLAIM (the lecture's words), GLOSS
-(a short English gloss), TOPOLOGIES, `run(lab)` and `check(evidence, expect)`. `run` starts real
+An experiment is a small module in `experiments/` with NAME, CLAIM (the lecture's words, verbatim),
+GLOSS (a short English gloss), TOPOLOGIES, `run(lab)` and `check(evidence, expect)`, and where they
+apply NETBED (what netbed shows beyond the lecture, in its own words: never inside the lecture's
+quotation marks) and FORCING (what the run does to make the outcome certain on every run). `run` starts real
 programs in the emulated hosts while every capture point records; `check` reads only what was
 saved — pcaps and program reports — so `netbed check RUN_DIR` re-runs it offline, unchanged.
 """
@@ -21,9 +23,23 @@ from netbed.errors import NetbedError
 from netbed.network import Testbed
 from netbed.programs import Program
 from netbed.trace import Trace, kernel_states, read_trace
+from netbed.trace.payload import tcp_payloads
 
 DEFAULT_PORT = 9000  # the lecture: "建议:使用8000之后的端口"
 EVIDENCE = "evidence.json"
+
+# Lab.hold's token bucket and Lab.drain's ping, tied together: the bucket starts full with HOLD_BURST
+# bytes of tokens and gets HOLD_RATE_BITS / 8 bytes back per second; one ping frame of DRAIN_FRAME bytes
+# leaves exactly HOLD_SECONDS of refill short of the smallest FIN frame, so a FIN queued after the
+# ping stays queued at least HOLD_SECONDS (plenty for `release` to come first).
+HOLD_BURST = 200  # bytes of tokens in the full bucket (the first 200 bytes pass)
+HOLD_RATE_BITS = 8  # bit/s: one byte of tokens back per second
+HOLD_LIMIT = 100_000  # bytes the held queue may keep
+FIN_FRAME = 14 + 20 + 20 + 12  # Ethernet + IPv4 + TCP + timestamps option (Linux's default)
+HOLD_SECONDS = 8
+PING_HEADERS = 14 + 20 + 8  # Ethernet + IPv4 + ICMP echo
+DRAIN_FRAME = HOLD_BURST - (FIN_FRAME - HOLD_SECONDS * HOLD_RATE_BITS // 8)  # 142 bytes
+DRAIN_PING_DATA = DRAIN_FRAME - PING_HEADERS  # `ping -s 100`
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,8 @@ class Experiment:
     gloss: str
     topologies: tuple[str, ...]
     module: ModuleType
+    netbed: str = ""  # netbed's own statement beyond the lecture ("" when the claim is all lecture)
+    forcing: str = ""  # what the run forces so the verdict is the same on every run ("" when nothing)
 
     def run(self, lab: Lab) -> None:
         self.module.run(lab)
@@ -41,7 +59,8 @@ class Experiment:
         self.module.check(evidence, expect)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "claim": self.claim, "gloss": self.gloss, "topologies": list(self.topologies)}
+        return {"name": self.name, "claim": self.claim, "netbed": self.netbed, "forcing": self.forcing,
+                "gloss": self.gloss, "topologies": list(self.topologies)}
 
 
 def catalog() -> list[Experiment]:
@@ -53,8 +72,9 @@ def catalog() -> list[Experiment]:
         if info.name.startswith("_"):
             continue
         mod = importlib.import_module(f"experiments.{info.name}")
-        found.append((getattr(mod, "ORDER", 999), Experiment(mod.NAME, mod.CLAIM, mod.GLOSS,
-                                                             tuple(mod.TOPOLOGIES), mod)))
+        found.append((getattr(mod, "ORDER", 999), Experiment(mod.NAME, mod.CLAIM, mod.GLOSS, tuple(mod.TOPOLOGIES),
+                                                             mod, getattr(mod, "NETBED", ""),
+                                                             getattr(mod, "FORCING", ""))))
     return [exp for _, exp in sorted(found, key=lambda item: (item[0], item[1].name))]
 
 
@@ -85,9 +105,10 @@ class Lab:
         return self.tb.spec(host).interfaces[0].ip6
 
     def server(self, actions: list[str], *, host: str | None = None, port: int = DEFAULT_PORT,
-               name: str = "server", udp: bool = False, bind: str | None = None) -> Program:
+               name: str = "server", udp: bool = False, bind: str | None = None,
+               reuseport: bool = False) -> Program:
         prog = programs.start_server(self.tb, host or self.server_host, port, actions, name=name, udp=udp,
-                                     bind=bind)
+                                     bind=bind, reuseport=reuseport)
         self.programs[name] = prog
         return prog
 
@@ -108,8 +129,9 @@ class Lab:
         self.programs[name] = prog
         return prog
 
-    def try_bind(self, name: str, host: str, ip: str, port: int, reuseaddr: bool = False) -> dict:
-        prog = programs.try_bind(self.tb, host, ip, port, name=name, reuseaddr=reuseaddr)
+    def try_bind(self, name: str, host: str, ip: str, port: int, reuseaddr: bool = False,
+                 reuseport: bool = False) -> dict:
+        prog = programs.try_bind(self.tb, host, ip, port, name=name, reuseaddr=reuseaddr, reuseport=reuseport)
         self.programs[name] = prog
         return prog.report()
 
@@ -130,20 +152,29 @@ class Lab:
         (self.out / f".signal-{name}").touch()
 
     def hold(self, host: str) -> None:
-        """Hold the host's outgoing packets in its queue (a token bucket of 200 bytes at 8 bit/s).
+        """Hold the host's outgoing packets in its queue: a token bucket of HOLD_BURST bytes at HOLD_RATE_BITS.
 
         The kernel has no netem or plug qdisc here; a token bucket that is nearly empty keeps
-        packets queued, in order, until `release` refills it. The first 200 bytes still pass.
+        packets queued, in order, until `release` refills it. The bucket starts full: `drain`
+        empties it with one ping, after which every TCP segment waits.
         """
         intf = self.tb.spec(host).interfaces[0].name
-        self.run(host, ["tc", "qdisc", "add", "dev", intf, "root", "tbf", "rate", "8bit", "burst", "200",
-                        "limit", "100000"])
+        self.run(host, ["tc", "qdisc", "add", "dev", intf, "root", "tbf", "rate", f"{HOLD_RATE_BITS}bit",
+                        "burst", str(HOLD_BURST), "limit", str(HOLD_LIMIT)])
+
+    def drain(self, host: str, peer: str) -> None:
+        """Empty the held buckets of `host` and `peer` with one ping: the request leaves `host`, the reply `peer`.
+
+        Each frame is DRAIN_FRAME bytes, so HOLD_BURST - DRAIN_FRAME tokens stay: too few for any
+        TCP segment (a FIN with timestamps is FIN_FRAME bytes) for HOLD_SECONDS of refill.
+        """
+        self.run(host, ["ping", "-n", "-q", "-c", "1", "-W", "1", "-s", str(DRAIN_PING_DATA), self.ip(peer)])
 
     def release(self, host: str) -> None:
         """Send what `hold` kept, in order, now."""
         intf = self.tb.spec(host).interfaces[0].name
         self.run(host, ["tc", "qdisc", "change", "dev", intf, "root", "tbf", "rate", "10gbit", "burst", "200000",
-                        "limit", "100000"])
+                        "limit", str(HOLD_LIMIT)])
         # changing the rate does not wake the queue: one more frame makes it send what it holds
         self.tb.send_local_frame(host, intf, b"netbed: release the held queue")
 
@@ -219,6 +250,12 @@ class Evidence:
                 raise NetbedError(f"no capture point {point!r} (have {', '.join(self.points())})")
             self._traces[point] = read_trace(self.directory / cap["file"])
         return self._traces[point]
+
+    def payloads(self, point: str, segments: list) -> dict[int, bytes]:
+        """The TCP payload bytes of these segments, as captured at `point`, by frame number."""
+        self.trace(point)  # validates the point
+        cap = next(c for c in self.captures if c["point"] == point)
+        return tcp_payloads(self.directory / cap["file"], {s.frame for s in segments})
 
     def program(self, name: str) -> dict:
         try:

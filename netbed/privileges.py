@@ -4,13 +4,18 @@
 Inside such a container uid 0 lacks CAP_NET_ADMIN and CAP_SYS_ADMIN, and Docker's seccomp profile
 refuses `unshare(CLONE_NEWNET)`. Nothing fails cleanly: Mininet's `mnexec -n` prints "unshare:
 Operation not permitted" and Mininet waits forever for the node's shell. So the check is made up
-front, from the kernel's own word: the effective capability set, then one real (and empty) network
-namespace, which also catches a seccomp or LSM refusal that the capability bits cannot show.
+front, from the kernel's own word: the effective capability set, whether `/proc/sys` can be written
+(Docker and podman mount it read-only without `--privileged`, even when every capability is added,
+and every node's sysctls are written there), then one real (and empty) network namespace, which
+also catches a seccomp or LSM refusal that the capability bits cannot show.
 Call it after `preflight.require_root()`: for an ordinary user the root message is the useful one.
 """
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,8 +28,11 @@ NEEDED = {
     "CAP_NET_ADMIN": 12,  # veth pairs, bridges, addresses, routes, qdiscs
     "CAP_NET_RAW": 13,  # tcpdump
     "CAP_SYS_ADMIN": 21,  # network and mount namespaces, bpftrace
+    "CAP_SETGID": 6,  # tcpdump -Z root still calls setgroups(), refused without it
 }
 HINT = "a container started without --privileged? Start it with `docker run --privileged ...`"
+PROC_SYS = "/proc/sys"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def effective_capabilities(status: str) -> int:
@@ -40,6 +48,14 @@ def missing_capabilities(status: str) -> list[str]:
     return [name for name, bit in NEEDED.items() if not mask >> bit & 1]
 
 
+def _die_with_parent() -> None:
+    """In the probe's child, before exec: SIGKILL it when netbed dies. The check runs before netbed
+    handles SIGTERM (nothing is created yet), so a SIGTERM then ends netbed at once; without this
+    the probe, which carries the run's environment, would outlive it (seen on a loaded machine)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def try_network_namespace() -> str | None:
     """Create an empty network namespace and leave it at once; None if that worked, else why not."""
     if shutil.which("unshare") is None:
@@ -47,7 +63,7 @@ def try_network_namespace() -> str | None:
     try:
         # the interpreter itself as the command: it is there even when PATH is not
         proc = subprocess.run(["unshare", "--net", sys.executable, "-c", ""], capture_output=True, text=True,
-                              timeout=10)
+                              timeout=10, preexec_fn=_die_with_parent)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     if proc.returncode == 0:
@@ -56,14 +72,26 @@ def try_network_namespace() -> str | None:
     return lines[-1] if lines else f"unshare exited with {proc.returncode}"
 
 
+def proc_sys_read_only(path: str = PROC_SYS) -> bool:
+    """Is the sysctl tree mounted read-only (ST_RDONLY), as a container without --privileged has it?"""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return True  # no /proc/sys at all: nothing netbed sets could be set
+
+
 def privilege_problem(status: str | None = None,
-                      probe: Callable[[], str | None] = try_network_namespace) -> str | None:
+                      probe: Callable[[], str | None] = try_network_namespace,
+                      sysctls_read_only: Callable[[], bool] = proc_sys_read_only) -> str | None:
     """One line saying why this root cannot emulate, or None when it can."""
     if status is None:
         status = Path("/proc/self/status").read_text()
     missing = missing_capabilities(status)
     if missing:
         return f"root here lacks {', '.join(missing)}, which building emulated networks needs — {HINT}"
+    if sysctls_read_only():
+        return (f"{PROC_SYS} is read-only here, and every emulated node's sysctls (IPv6, forwarding) are "
+                f"written there — {HINT}")
     refused = probe()
     if refused:
         return f"root here cannot create a network namespace ({refused}) — {HINT}"

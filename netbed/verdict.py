@@ -88,7 +88,8 @@ def check_evidence(evidence: Evidence, check: Check | None = None) -> RunResult:
     """Run `check` (by default: the experiment's own) on saved evidence, and say the verdict.
 
     Besides the experiment's assertions, every capture must have kept every packet (tcpdump's own
-    count), a check that crashes is a failed check, and a check that asserted nothing fails.
+    count), a program the machine refused something (peer.py's `unable`) fails first with the
+    reason, a check that crashes is a failed check, and a check that asserted nothing fails.
     """
     if check is None:
         check = get(evidence.experiment).check
@@ -98,6 +99,10 @@ def check_evidence(evidence: Evidence, check: Check | None = None) -> RunResult:
             expect.that(f"the {cap['point']} capture kept every packet",
                         cap.get("captured") == cap["received"] and cap.get("dropped", 0) == 0,
                         f"{cap.get('captured')} captured, {cap['received']} received, {cap.get('dropped')} dropped")
+    for name, report in evidence.programs.items():
+        if report.get("unable"):  # the machine refused what the experiment needs (peer.py): say so first
+            expect.that(f"the {name} program could do what the experiment needs", False,
+                        f"{name} program {report['unable']}")
     try:
         check(evidence, expect)
     except NetbedError:

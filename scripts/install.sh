@@ -10,6 +10,9 @@
 #   NETBED_WITH_OVS=1     Open vSwitch, for `--switch ovs`
 #   NETBED_WITH_NETEM=1   the kernel's netem qdisc (link delay and jitter); Ubuntu ships it in
 #                         linux-modules-extra-$(uname -r)
+# And one to leave out:
+#   NETBED_WITH_BROWSER=0 no Chromium and CJK font (about 450 MB with what they pull in): only the HTML
+#                         report's browser test needs them; the lean CI image is built this way
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,11 +36,14 @@ declare -A wanted=(
   [mnexec]=mininet [tcpdump]=tcpdump [ip]=iproute2 [iptables]=iptables [brctl]=bridge-utils
   [ping]=iputils-ping [bpftrace]=bpftrace [tshark]=tshark [curl]=curl [ss]=iproute2
   [ifconfig]=net-tools [ethtool]=ethtool [pgrep]=procps [make]=make
-  [chromium]=chromium [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby
+  [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby
 )
 missing=()
-# the HTML report quotes the lecture in Chinese: a CJK font, so the browser shows more than boxes
-[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+if [ "${NETBED_WITH_BROWSER:-1}" != 0 ]; then
+  wanted[chromium]=chromium
+  # the HTML report quotes the lecture in Chinese: a CJK font, so the browser shows more than boxes
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+fi
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
 done
@@ -126,7 +132,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$venv_version" != "$python_version" ]; then
 fi
 if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -e "${here}[test]"
+  "$venv/bin/python" -m pip install -q -e "${here}[test,bench]"
   touch "$stamp"
 fi
 "$venv/bin/python" -c 'import mininet, netbed' || die "the venv cannot import mininet and netbed"

@@ -1,5 +1,6 @@
 """Shared fixtures. Tests marked `netbed` (the pytest plugin's marker) build real emulated networks and
-are skipped, with preflight's reason, where this machine cannot; the session checks that they leave
+are skipped, with preflight's reason, where this machine cannot (not root); a root that lacks the
+privileges stops the session with netbed's one line instead. The session checks that the tests leave
 the root namespace exactly as it found it."""
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rootstate import differences, network_state
 
 REPO = Path(__file__).resolve().parents[1]
 NETBED = [sys.executable, "-m", "netbed.cli"]
@@ -17,6 +19,22 @@ IS_ROOT = os.geteuid() == 0
 # so another netbed run on the machine (a second pytest, a user's demo) is none of our business.
 SESSION_MARK = f"NETBED_TEST_SESSION={os.getpid()}"
 os.environ["NETBED_TEST_SESSION"] = str(os.getpid())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Root that cannot emulate (a container without --privileged, a read-only /proc/sys, a partial
+    capability set) stops the session before it starts, with the very line `netbed` prints, exit 2 —
+    not with a hundred failures that each hide the cause (or hang in Mininet waiting for a shell)."""
+    if not IS_ROOT or config.option.help or config.option.version or config.option.collectonly:
+        return None
+    from netbed.privileges import privilege_problem
+
+    problem = privilege_problem()
+    if problem is None:
+        return None
+    print(f"netbed: {problem}", file=sys.stderr)
+    return 2
 
 
 def netbed(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
@@ -51,16 +69,10 @@ def session_processes() -> list[str]:
 
 
 def root_namespace_state() -> dict:
-    """What a run must not change: namespaces, links, routes, addresses, firewall, sysctls, processes."""
-    def out(*argv: str) -> str:
-        return subprocess.run(argv, capture_output=True, text=True).stdout
-
+    """What a run must not change: namespaces, links, routes, addresses, firewall, sysctls, processes
+    (compared as state: tests/rootstate.py leaves out lifetimes and counters, which change by themselves)."""
     return {
-        "netns": out("ip", "netns", "list"),
-        "links": sorted(line.split(":")[1].strip() for line in out("ip", "-o", "link").splitlines()),
-        "routes": out("ip", "route"),
-        "addresses": out("ip", "-o", "addr"),
-        "iptables": out("iptables-save").splitlines()[1:-1] if IS_ROOT else [],
+        **network_state(with_firewall=IS_ROOT),
         "sysctls": {k: _read("/proc/sys/" + k) for k in (
             "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables",
             "net/bridge/bridge-nf-call-arptables", "net/ipv4/ip_forward", "net/ipv4/ip_local_port_range")},
@@ -72,8 +84,7 @@ def root_namespace_state() -> dict:
 def root_namespace_left_as_found():
     before = root_namespace_state()
     yield
-    after = root_namespace_state()
-    changed = {k: {"before": before[k], "after": after[k]} for k in before if before[k] != after[k]}
+    changed = differences(before, root_namespace_state())
     assert not changed, f"the test run left the root namespace changed: {changed}"
 
 

@@ -20,7 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FLAG_BITS = {"F": 1, "S": 2, "R": 4, "P": 8, ".": 16, "U": 32, "E": 64, "W": 128}
+from netbed.trace.constants import FLAG_LETTERS
+
+FLAG_BITS = {letter: bit for bit, letter in FLAG_LETTERS}  # tcpdump's letters: "F", "S", "R", "P", "." ...
 ETH_IPV4, ETH_IPV6, ETH_ARP, ETH_VLAN = 0x0800, 0x86DD, 0x0806, 0x8100
 MAC_CLIENT = "02:00:00:00:00:01"
 MAC_SERVER = "02:00:00:00:00:02"
@@ -116,6 +118,7 @@ class Packet:
     dst_mac: str = MAC_SERVER
     vlans: tuple[int, ...] = ()
     interface: int = 0  # pcapng only
+    missing: int = 0  # bytes the packet had on the wire beyond ``payload`` (a headers-only capture)
 
 
 def frame(p: Packet, linktype: int = 1) -> bytes:
@@ -146,7 +149,7 @@ def pcap_bytes(packets: Iterable[Packet], linktype: int = 1, nano: bool = False,
         data = frame(p, linktype)
         sec, frac = divmod(round(p.time * scale), scale)
         cut = data[:snaplen]
-        out.append(struct.pack(e + "IIII", sec, frac, len(cut), len(data)) + cut)
+        out.append(struct.pack(e + "IIII", sec, frac, len(cut), len(data) + p.missing) + cut)
     return b"".join(out)
 
 
@@ -174,12 +177,12 @@ def pcapng_bytes(packets: Iterable[Packet], interfaces: Sequence[tuple[int, int]
         data = frame(p, linktype)
         cut = data[:snaplen]
         if simple:
-            out.append(_block(e, 3, struct.pack(e + "I", len(data)) + cut))
+            out.append(_block(e, 3, struct.pack(e + "I", len(data) + p.missing) + cut))
             continue
         units = 2 ** (tsresol & 0x7F) if tsresol & 0x80 else 10 ** tsresol
         ts = round(p.time * units)
         out.append(_block(e, 6, struct.pack(e + "IIIII", p.interface, ts >> 32, ts & 0xFFFFFFFF, len(cut),
-                                             len(data)) + cut))
+                                             len(data) + p.missing) + cut))
     return b"".join(out)
 
 
@@ -209,6 +212,7 @@ class Conversation:
     step: float = 0.001
     ip_options: bytes = b""
     ipv6_extensions: Sequence[tuple[int, bytes]] = ()
+    headers_only: bool = False  # like tcpdump -s 54: payload counted in the IP length, not written (IPv4)
     packets: list[Packet] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -217,14 +221,15 @@ class Conversation:
 
     def send(self, side: str, flags: str, data: int | bytes = b"", seq: int | None = None,
              ack: int | None = None) -> Packet:
-        payload = b"x" * data if isinstance(data, int) else data
+        size = data if isinstance(data, int) else len(data)
+        payload = b"" if self.headers_only else b"x" * data if isinstance(data, int) else data
         peer = "server" if side == "client" else "client"
         src, dst = (self.client_addr, self.server_addr) if side == "client" else (self.server_addr, self.client_addr)
         bits = flags_of(flags)
         first = self.next_seq[side] if seq is None else seq % 2**32
         acknowledged = (self.next_seq[peer] if ack is None else ack) if bits & 16 else 0
         segment = tcp(src[1], dst[1], first, acknowledged, bits, payload)
-        length = len(payload) + (1 if bits & 2 else 0) + (1 if bits & 1 else 0)
+        length = size + (1 if bits & 2 else 0) + (1 if bits & 1 else 0)
         end = (first + length) % 2**32
         # Only move forward (modulo 2^32): a retransmission does not rewind the sender.
         if (end - self.next_seq[side]) % 2**32 < 2**31:
@@ -233,10 +238,11 @@ class Conversation:
             packet = ipv6(src[0], dst[0], 6, segment, extensions=self.ipv6_extensions)
             ethertype = ETH_IPV6
         else:
-            packet = ipv4(src[0], dst[0], 6, segment, options=self.ip_options)
+            total = 20 + len(self.ip_options) + len(segment) + size - len(payload)
+            packet = ipv4(src[0], dst[0], 6, segment, options=self.ip_options, total_length=total)
             ethertype = ETH_IPV4
         src_mac, dst_mac = (MAC_CLIENT, MAC_SERVER) if side == "client" else (MAC_SERVER, MAC_CLIENT)
-        p = Packet(self.time, packet, ethertype, src_mac, dst_mac)
+        p = Packet(self.time, packet, ethertype, src_mac, dst_mac, missing=size - len(payload))
         self.time += self.step
         self.packets.append(p)
         return p

@@ -58,6 +58,20 @@ def test_list_names_each_experiment_with_its_claim_and_topologies():
     assert {"handshake", "close-client"} <= set(exps)
     for e in exps.values():
         assert e["claim"] and e["gloss"] and e["topologies"]
+        assert "netbed" in e and "forcing" in e
+    assert exps["simultaneous-close"]["netbed"].startswith("netbed's extension")
+    assert "TCP_QUICKACK" in exps["close-client"]["forcing"] and "Content-Length" in exps["close-server"]["forcing"]
+
+
+def test_list_shows_netbeds_own_words_and_the_forcing_apart_from_the_lecture():
+    res = netbed("list")
+    assert res.returncode == 0, res.stderr
+    block = res.stdout.split("simultaneous-close", 1)[1].split("\n\n")[0]
+    lines = [line.strip() for line in block.splitlines()]
+    lecture = next(line for line in lines if line.startswith("lecture: 「"))
+    assert "extension" not in lecture
+    assert any(line.startswith("netbed (not the lecture): netbed's extension") for line in lines)
+    assert any(line.startswith("forced: each host's outgoing queue is held") for line in lines)
 
 
 @pytest.mark.netbed

@@ -88,6 +88,10 @@ def test_each_experiment_shows_its_lecture_claim_and_gloss(page):
         exp = get(name)
         assert f'<p class="rp-claim" lang="zh">「{escape(exp.claim)}」</p>' in text
         assert f'<p class="rp-gloss">{escape(exp.gloss)}</p>' in text
+        if exp.forcing:
+            assert f'<p class="rp-forcing"><b>Forced:</b> {escape(exp.forcing)}</p>' in text
+        if exp.netbed:
+            assert f'<p class="rp-netbed"><b>netbed, not the lecture:</b> {escape(exp.netbed)}</p>' in text
 
 
 def test_page_is_self_contained_and_links_only_to_its_own_sections_and_the_pcaps(page):
@@ -295,13 +299,13 @@ def test_report_renders_in_headless_chromium_with_its_table_and_diagrams(page, t
 
 @pytest.mark.parametrize("in_archive", [True, False], ids=["debian", "ubuntu"])
 def test_setup_installs_chromium_where_the_archive_has_it_and_goes_on_without_it(tmp_path, in_archive):
-    from test_packaging import StubMachine, _system_python_is_ready
+    from test_packaging import StubMachine, _system_python_is_ready, browser_packages
 
     if not _system_python_is_ready():
         pytest.skip("/usr/bin/python3 lacks Debian's mininet or python3-venv: run `sudo make setup` first")
     m = StubMachine(tmp_path, absent=("chromium", "make"), archive=("chromium",) if in_archive else ())
-    out = m.install()
+    out = m.install(NETBED_WITH_BROWSER="1")
     assert out.returncode == 0, out.stderr
-    assert sorted(m.installed()) == (["chromium", "make"] if in_archive else ["make"])
+    assert sorted(m.installed()) == sorted((["chromium", "make"] if in_archive else ["make"]) + browser_packages())
     assert len(m.apt("update")) == 1
     assert ("browser test will be skipped" in out.stderr) is not in_archive

@@ -1,4 +1,4 @@
-"""Connection classification by DESIGN.md's definitions, one hand-made capture per behaviour."""
+"""Connection classification by docs/design.md's definitions, one hand-made capture per behaviour."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from chunked import chunked_equivalence  # noqa: F401 - every capture here is also read in tiny chunks
 from pcapbuild import Conversation, Packet, interleave, write_pcap, write_pcapng
 
 from netbed.trace import Connection, Endpoint, Segment, classify_segments, format_table, read_trace

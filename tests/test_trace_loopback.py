@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from chunked import chunked_equivalence  # noqa: F401 - every capture here is also read in tiny chunks
 
 from netbed.trace import Connection, Trace, read_trace
 
@@ -37,7 +38,7 @@ def free_port() -> int:
 
 
 def start_tcpdump(path: Path, port: int, interface: str) -> subprocess.Popen[bytes]:
-    """tcpdump as DESIGN.md requires: --immediate-mode, started and *listening* before traffic.
+    """tcpdump as docs/design.md requires: --immediate-mode, started and *listening* before traffic.
 
     ``-B 8192``: with the default 2 MiB buffer, ``-i any`` lost 2-5 of these 20 loopback frames
     ("dropped by kernel") in about half the runs on the project's machines.

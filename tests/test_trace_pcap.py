@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chunked import chunked_equivalence  # noqa: F401 - every capture here is also read in tiny chunks
 from pcapbuild import (
     ETH_ARP,
     ETH_IPV6,

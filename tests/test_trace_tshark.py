@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from chunked import chunked_equivalence  # noqa: F401 - every capture here is also read in tiny chunks
 from pcapbuild import Conversation, interleave, write_pcap, write_pcapng
 
 from netbed.trace import read_trace

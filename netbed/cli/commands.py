@@ -65,31 +65,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     for e in exps:
         print(f"{e.name:<20} {', '.join(e.topologies)}")
         print(f"{'':<20} {e.gloss}")
-        print(f"{'':<20} 「{e.claim}」")
+        print(f"{'':<20} lecture: 「{e.claim}」")
+        if e.netbed:
+            print(f"{'':<20} netbed (not the lecture): {e.netbed}")
+        if e.forcing:
+            print(f"{'':<20} forced: {e.forcing}")
     return 0
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from netbed.trace import format_table, read_trace
-    from netbed.trace.pcap import PcapError
+    from netbed.trace import command
 
-    if not args.pcap.exists():
-        raise NetbedError(f"no such file: {args.pcap}")
-    if args.pcap.is_dir():
-        raise NetbedError(f"{args.pcap} is a folder, not a pcap file")
-    try:
-        trace = read_trace(args.pcap)
-    except PcapError as exc:
-        raise NetbedError(str(exc)) from None
-    except OSError as exc:
-        raise NetbedError(f"cannot read {args.pcap}: {exc.strerror}") from None
-    for warning in trace.warnings:
-        print(f"netbed: warning: {warning}", file=sys.stderr)
-    if args.json:
-        sys.stdout.write(trace.to_json_text())  # json's indent= would take the slow pure-Python encoder
-    else:
-        print(format_table(trace))
-    return 0
+    return command.run(args.pcap, args.json)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -146,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = command("trace", "connections in a pcap, classified (handshake, close kind, bytes)")
-    p.add_argument("pcap", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("pcap", help="a pcap or pcapng file, also gzip-compressed; - reads standard input")
+    p.add_argument("--json", action="store_true", help="one JSON document, connections streamed as they end")
 
     p = command("check", "re-run a saved run's assertions offline")
     _complete(p.add_argument("dir", type=Path), _directories())

@@ -77,16 +77,16 @@ def check_port(port: object) -> int:
 
 
 def start_server(tb: Testbed, node: str, port: int, actions: list[str], *, name: str = "server",
-                 udp: bool = False, bind: str | None = None) -> Program:
+                 udp: bool = False, bind: str | None = None, reuseport: bool = False) -> Program:
     """Start peer.py as a server in `node` and return once it listens (seen with `ss`)."""
     port = check_port(port)
     proto = "udp" if udp else "tcp"
     flag = "-lunH" if udp else "-ltnH"
-    if tb.run(node, ["ss", flag, f"sport = :{port}"], check=False).stdout.strip():
+    if not reuseport and tb.run(node, ["ss", flag, f"sport = :{port}"], check=False).stdout.strip():
         raise NetbedError(f"{proto} port {port} is already in use on {node}")
     # options first: argparse gives the trailing "*" positional everything after the port
     argv = [sys.executable, PEER, "server"] + (["--udp"] if udp else []) + (["--bind", bind] if bind else [])
-    argv += [str(port), "--", *actions]
+    argv += (["--reuseport"] if reuseport else []) + [str(port), "--", *actions]
     proc = tb.popen(node, argv, text=True)
     tb.wait_listening(node, port, proto=proto, proc=proc)
     return Program(name, node, proc, argv, port=port)
@@ -116,6 +116,8 @@ def start(tb: Testbed, node: str, argv: list[str], *, name: str, port: int | Non
     return Program(name, node, proc, list(argv), raw=True, port=port, daemon=daemon)
 
 
-def try_bind(tb: Testbed, node: str, host: str, port: int, *, name: str, reuseaddr: bool = False) -> Program:
+def try_bind(tb: Testbed, node: str, host: str, port: int, *, name: str, reuseaddr: bool = False,
+             reuseport: bool = False) -> Program:
     argv = [sys.executable, PEER, "bind", host, str(check_port(port))] + (["--reuseaddr"] if reuseaddr else [])
+    argv += ["--reuseport"] if reuseport else []
     return Program(name, node, tb.popen(node, argv, text=True), argv)

@@ -13,15 +13,20 @@ about; the experiment chooses their order and timing so that the verdict is dete
     linger0        SO_LINGER on with timeout 0: close() will send RST
     sleep:S        wait S seconds
     wait-file:P    wait until file P exists (the experiment's signal that it may go on)
-    realtime       run with real-time priority (SCHED_FIFO): wake at once, even on a busy machine
+    realtime       run with real-time priority (SCHED_FIFO), or fail saying why the kernel refused it
+    prompt         wake at once on a busy machine: SCHED_FIFO where the kernel grants it, else nice -20
+                   (both set up the whole process: at the head of a server's script, before accept())
     close          close()
     kill           SIGKILL ourselves: the kernel closes what we leave open
 
-    peer.py server PORT [--bind ADDR] [--udp] -- ACTIONS...
+    peer.py server PORT [--bind ADDR] [--udp] [--reuseport] -- ACTIONS...
     peer.py client HOST PORT [--bind ADDR[:PORT]] [--reuseaddr] [--udp] -- ACTIONS...
-    peer.py bind HOST PORT [--reuseaddr]      (bind only: is the address free?)
+    peer.py bind HOST PORT [--reuseaddr] [--reuseport]      (bind only: is the address free?)
 
-The report is one JSON line on stdout (written before `kill`, which never returns).
+The report is one JSON line on stdout (written before `kill`, which never returns). An action
+that fails ends the script: the report names it (`failed_at`) and, for an action that asks the
+machine for something rather than making a socket call (`realtime`), says in one line why the
+machine refused (`unable`), so the verdict can say so instead of showing only what followed.
 """
 from __future__ import annotations
 
@@ -37,6 +42,16 @@ import sys
 import time
 
 CHUNK = 65536
+# SCHED_FIFO priority of `realtime` and `prompt`: above every normal task, below the kernel's own threads
+RT_PRIORITY = 10
+# `prompt` without real-time scheduling: the strongest CFS weight there is (88761 against nice 0's 1024)
+HIGHEST_NICE = -20
+CGROUP_V1_CPU = "/sys/fs/cgroup/cpu"
+CAP_SYS_NICE = 23  # bit in CapEff (linux/capability.h)
+# Actions that ask the machine for something (not socket calls): their failure is the machine's, not TCP's
+MACHINE_ACTIONS = {"realtime"}
+# Actions that set up the whole process: at the head of a script they are played before accept()
+PROCESS_SETTINGS = {"realtime", "prompt"}
 
 
 def payload(n: int, offset: int = 0) -> bytes:
@@ -61,6 +76,9 @@ class Peer:
         self.recv_hash = hashlib.sha256()
         self.events: list[dict] = []
         self.error: str | None = None
+        self.failed_at: str | None = None
+        self.unable: str | None = None
+        self.priority: str | None = None
         self.peer_addr = None
 
     def note(self, what: str, **extra) -> None:
@@ -74,7 +92,10 @@ class Peer:
                 getattr(self, "do_" + name.replace("-", "_"))(arg)
             except OSError as exc:
                 self.error = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno else type(exc).__name__
+                self.failed_at = action
                 self.note("error", action=action, error=os.strerror(exc.errno) if exc.errno else str(exc))
+                if name in MACHINE_ACTIONS:
+                    self.unable = f"failed at {action!r}: {self.error} — {why_refused(name, exc)}"
                 return False
         return True
 
@@ -133,7 +154,25 @@ class Peer:
             time.sleep(0.001)
 
     def do_realtime(self, _arg: str) -> None:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+        self.priority = "SCHED_FIFO"
+        self.note("priority", granted=self.priority)
+
+    def do_prompt(self, _arg: str) -> None:
+        """Real-time where granted; else the highest CFS weight, which a container without a
+        real-time budget still allows (CAP_SYS_NICE). The report says which one the kernel gave."""
+        try:
+            self.do_realtime("")
+            return
+        except OSError as exc:
+            refused = errno.errorcode.get(exc.errno, str(exc.errno))
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, HIGHEST_NICE)
+            self.priority = f"nice {HIGHEST_NICE} (SCHED_FIFO refused: {refused})"
+        except OSError as exc:  # no CAP_SYS_NICE either: run as we are, and say so
+            self.priority = f"normal (SCHED_FIFO refused: {refused}, nice {HIGHEST_NICE} refused: " \
+                            f"{errno.errorcode.get(exc.errno, str(exc.errno))})"
+        self.note("priority", granted=self.priority)
 
     def do_close(self, _arg: str) -> None:
         self.sock.close()
@@ -158,13 +197,54 @@ class Peer:
             "received": self.received,
             "received_sha256": self.recv_hash.hexdigest(),
             "error": self.error,
+            "failed_at": self.failed_at,
+            "unable": self.unable,
+            "priority": self.priority,
             "events": self.events,
             **extra,
         }), flush=True)
 
 
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def why_refused(action: str, exc: OSError) -> str:
+    """One line on why the machine refused `action` (only `realtime` so far), from the kernel's own files."""
+    if action != "realtime" or exc.errno != errno.EPERM:
+        return os.strerror(exc.errno) if exc.errno else str(exc)
+    status = _read("/proc/self/status")
+    caps = next((int(line.split()[1], 16) for line in status.splitlines() if line.startswith("CapEff:")), 0)
+    if not caps >> CAP_SYS_NICE & 1:
+        return ("this root lacks CAP_SYS_NICE, which real-time scheduling needs "
+                "(a container started without --privileged or --cap-add SYS_NICE?)")
+    # cgroup v1 with RT group scheduling: a group's real-time budget is cpu.rt_runtime_us, 0 by default
+    group = next((line.split(":", 2)[2] for line in _read("/proc/self/cgroup").splitlines()
+                  if line.split(":")[1:2] and "cpu" in line.split(":")[1].split(",")), None)
+    # the group's own folder, or (a container that sees only its own group) the mount's top
+    budget = next((value for value in (_read(f"{CGROUP_V1_CPU}{group}/cpu.rt_runtime_us") if group else "",
+                                       _read(f"{CGROUP_V1_CPU}/cpu.rt_runtime_us")) if value), "")
+    if budget == "0":
+        return (f"the container has no real-time budget: cpu.rt_runtime_us is 0 in its cgroup {group} "
+                "(give it one: docker or podman run --cpu-rt-runtime=950000)")
+    return "the kernel refused SCHED_FIFO (RLIMIT_RTPRIO or a security policy)"
+
+
 def family_of(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def leading_settings(actions: list[str]) -> tuple[list[str], list[str]]:
+    """Split off the leading process settings (`realtime`, `prompt`): they apply to the whole process,
+    so they are played before the first blocking call, not after it."""
+    n = 0
+    while n < len(actions) and actions[n] in PROCESS_SETTINGS:
+        n += 1
+    return actions[:n], actions[n:]
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -173,17 +253,24 @@ def run_server(args: argparse.Namespace) -> int:
     lsock = socket.socket(family, kind)
     if not args.no_reuseaddr:
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.reuseport:  # SO_REUSEPORT: several sockets may share the port (breaks "one port, one app")
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     lsock.bind((args.bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), args.port))
-    if args.udp:
-        peer = Peer(lsock, "server", udp=True)
-    else:
+    settings, actions = leading_settings(args.actions)
+    peer = Peer(lsock, "server", udp=args.udp)
+    if not args.udp:
         lsock.listen(8)
+    # before accept(): the wake-up from accept must be as prompt as the ones after it. A refused
+    # setting still lets the client in (the lab waits for the listening socket and the connection),
+    # then ends the script: the report says why.
+    settled = peer.play(settings)
+    if not args.udp:
         conn, addr = lsock.accept()
         lsock.close()  # one connection per run: nothing else may sneak into the trace
-        peer = Peer(conn, "server", udp=False)
+        peer.sock = conn
         peer.peer_addr = addr
         peer.local = conn.getsockname()
-    ok = peer.play(args.actions)
+    ok = settled and peer.play(actions)
     peer.report()
     return 0 if ok else 1
 
@@ -219,6 +306,8 @@ def run_bind(args: argparse.Namespace) -> int:
     sock = socket.socket(family_of(args.host), socket.SOCK_STREAM)
     if args.reuseaddr:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     peer = Peer(sock, "bind", udp=False)
     try:
         sock.bind((args.host, args.port))
@@ -227,7 +316,7 @@ def run_bind(args: argparse.Namespace) -> int:
         peer.error = errno.errorcode.get(exc.errno, str(exc.errno))
         peer.note("bind-failed", error=os.strerror(exc.errno or 0))
     peer.local = (args.host, args.port)
-    peer.report(reuseaddr=args.reuseaddr)
+    peer.report(reuseaddr=args.reuseaddr, reuseport=args.reuseport)
     sock.close()
     return 0 if peer.error is None else 1
 
@@ -245,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     bind.add_argument("port", type=int)
     bind.add_argument("--reuseaddr", action="store_true")
     server.add_argument("--no-reuseaddr", action="store_true")
+    for p in (server, bind):
+        p.add_argument("--reuseport", action="store_true", help="SO_REUSEPORT before binding")
     client.add_argument("--reuseaddr", action="store_true", help="SO_REUSEADDR before binding")
     for p in (server, client):
         p.add_argument("--bind", help="local address (client: ADDR or ADDR:PORT)")

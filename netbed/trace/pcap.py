@@ -12,7 +12,6 @@ capture (``.pcap.gz`` as rotating captures write it), recognised by its magic by
 
 from __future__ import annotations
 
-import gzip
 import mmap
 import os
 import select
@@ -30,6 +29,7 @@ from .headers import decode
 __all__ = ["CaptureStream", "Frames", "PcapError", "read_frames"]
 
 GZIP_MAGIC = b"\x1f\x8b"
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's way of saying "with a gzip header and trailer"
 DEFAULT_CHUNK_BYTES = 32 << 20  # ~300,000 frames of short connections per chunk
 
 
@@ -43,15 +43,48 @@ def _open(name: str) -> tuple[BinaryIO, int | None]:
         size = os.fstat(raw.fileno()).st_size
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb"), size  # type: ignore[return-value]
+        return _Gunzip(raw), size  # type: ignore[return-value]
     return raw, size
+
+
+class _Gunzip:
+    """gzip undone as it arrives. Unlike ``gzip.GzipFile``, a stream cut off mid-way (a rotating
+    capture still being written) first gives everything before the cut, then raises EOFError."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.fileobj = raw
+        self._inflate = zlib.decompressobj(wbits=GZIP_WBITS)
+        self._pending = b""
+        self._done = False
+
+    def read1(self, size: int) -> bytes:
+        while not self._pending:
+            if self._done:
+                return b""
+            block = self.fileobj.read1(size)  # type: ignore[attr-defined]
+            if not block:
+                self._done = True
+                if not self._inflate.eof:
+                    raise EOFError("the gzip stream ends before its end marker")
+                return b""
+            out = self._inflate.decompress(block)
+            while self._inflate.eof and self._inflate.unused_data:  # several gzip members, one after another
+                rest = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(wbits=GZIP_WBITS)
+                out += self._inflate.decompress(rest)
+            self._pending = out
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    def close(self) -> None:
+        self.fileobj.close()
 
 
 def _damaged(exc: Exception, used: int) -> str:
     return f"damaged gzip stream after {used} bytes of capture ({exc}); kept the frames before it"
 
 
-def _decompress_all(stream: gzip.GzipFile, name: str) -> tuple[bytes, str | None]:
+def _decompress_all(stream: _Gunzip, name: str) -> tuple[bytes, str | None]:
     """Everything that decompresses, and a warning when the gzip stream breaks off (a rotating
     capture still being written) or is damaged."""
     parts: list[bytes] = []
@@ -76,7 +109,7 @@ def read_frames(path: str | os.PathLike[str]) -> tuple[Frames, list[str]]:
     data: bytes | mmap.mmap
     damaged: str | None = None
     try:
-        if isinstance(stream, gzip.GzipFile):
+        if isinstance(stream, _Gunzip):
             data, damaged = _decompress_all(stream, name)
         else:
             try:
@@ -120,52 +153,78 @@ class CaptureStream:
         self.bytes_read = 0
         self.total_bytes: int | None = None
         self.frames = 0
+        self._error: Exception | None = None
 
-    def _read_chunk(self, stream: BinaryIO, raw: BinaryIO) -> tuple[bytes, bool]:
-        """Up to ``chunk_bytes`` of capture and whether the input ended.
+    def _fill(self, stream: BinaryIO, fd: int | None, buf: bytearray, filled: int) -> tuple[int, bool]:
+        """Read up to ``chunk_bytes`` more into ``buf`` after its first ``filled`` bytes; return how
+        many bytes it holds now and whether the input ended.
 
         From a pipe, whatever has arrived is analysed as soon as the writer pauses (the pipe is not
-        readable), so ``tcpdump -w - | netbed trace -`` shows connections while the capture runs.
+        readable), so ``tcpdump -w - | netbed trace -`` shows connections while the capture runs. One
+        buffer serves every chunk: what is left of a record at a chunk's end moves to its start.
         """
-        parts: list[bytes] = []
-        got = 0
+        if self._error is not None:
+            raise self._error
+        want = filled + self.chunk_bytes
+        if len(buf) < want:
+            buf.extend(bytes(want - len(buf)))
+        view = memoryview(buf)
+        got = filled
+        try:
+            while got < want:
+                if got > filled and fd is not None and not select.select([fd], [], [], 0)[0]:
+                    break
+                try:
+                    # read1, not readinto1: after the format sniffing peek(), readinto1 would hand over the
+                    # buffered bytes and then block in a read for more.
+                    block = stream.read1(want - got)  # type: ignore[attr-defined]
+                except (EOFError, OSError, zlib.error) as exc:
+                    if got == filled:
+                        raise
+                    self._error = exc  # analyse what arrived before the damage first
+                    break
+                if not block:
+                    return got, True
+                view[got:got + len(block)] = block
+                got += len(block)
+            return got, False
+        finally:
+            view.release()
+
+    def __iter__(self) -> Iterator[Frames]:
+        stream, size = _open(self.name)
+        compressed = isinstance(stream, _Gunzip)
+        self.total_bytes = size
+        raw = stream.fileobj if compressed else stream  # type: ignore[attr-defined]
         try:
             fd: int | None = raw.fileno()
         except (OSError, AttributeError, ValueError):
             fd = None
-        while got < self.chunk_bytes:
-            if parts and fd is not None and not select.select([fd], [], [], 0)[0]:
-                break
-            block = stream.read1(self.chunk_bytes - got)  # type: ignore[attr-defined]
-            if not block:
-                return b"".join(parts), True
-            parts.append(block)
-            got += len(block)
-        return b"".join(parts), False
-
-    def __iter__(self) -> Iterator[Frames]:
-        stream, size = _open(self.name)
-        compressed = isinstance(stream, gzip.GzipFile)
-        self.total_bytes = size
-        raw = stream.fileobj if compressed else stream  # type: ignore[attr-defined]
-        pending = b""
+        buf = bytearray()
+        filled = 0
         try:
             while True:
                 try:
-                    block, final = self._read_chunk(stream, raw)
+                    total, final = self._fill(stream, fd, buf, filled)
                 except (EOFError, OSError, zlib.error) as exc:
                     if not compressed:
                         raise
-                    if not self.reader.offset and not pending:
+                    if not self.reader.offset and not filled:
                         raise PcapError(f"not a pcap or pcapng file: {self.name} (damaged gzip: {exc})") from None
-                    self.warnings.append(_damaged(exc, self.reader.offset + len(pending)))
-                    block, final = b"", True
-                self.bytes_read = raw.tell() if size is not None and raw is not None else self.bytes_read + len(block)
-                data = pending + block if pending else block
+                    self.warnings.append(_damaged(exc, self.reader.offset + filled))
+                    total, final = filled, True
+                self.bytes_read = raw.tell() if size is not None else self.bytes_read + total - filled
+                data = memoryview(buf)[:total]
                 index, used = self.reader.index(data, final)
-                pending = data[used:]
+                frames = None
                 if len(index.start):
-                    frames = decode(np.frombuffer(data, np.uint8), index, self.warnings, self.frames + 1)
+                    u8 = np.frombuffer(data, np.uint8)
+                    frames = decode(u8, index, self.warnings, self.frames + 1)
+                    del u8
+                data.release()
+                buf[:total - used] = buf[used:total]
+                filled = total - used
+                if frames is not None:
                     self.frames += len(frames)
                     yield frames
                 if final:
@@ -173,5 +232,3 @@ class CaptureStream:
         finally:
             if self.name != "-":
                 stream.close()
-                if compressed and raw is not None:
-                    raw.close()

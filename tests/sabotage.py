@@ -1,0 +1,228 @@
+"""Sabotage: for each experiment of the catalog, runs that break its claim on purpose.
+
+Each entry of SABOTAGE is (a replacement for the experiment's `run`, the names of the assertions it
+must fail). `tests/test_catalog_live.py` runs them; `tests/test_claims.py` checks that every experiment
+of the catalog has at least one, so a new experiment cannot arrive without one.
+"""
+from __future__ import annotations
+
+import sys
+
+from experiments.cross_lan import run as cross_lan_run  # the real one: the test replaces the module's
+from netbed.experiment import DEFAULT_PORT
+from netbed.programs import HTTPD
+
+PAGE_WRITE_OUT = "netbed-local %{local_ip} %{local_port} %{remote_ip} %{remote_port}\n"
+
+
+def handshake_losing_the_syn_ack(lab):
+    lab.run(lab.server_host, ["iptables", "-w", "-A", "OUTPUT", "-p", "tcp", "--sport", str(DEFAULT_PORT),
+                              "--tcp-flags", "SYN,ACK", "SYN,ACK", "-m", "statistic", "--mode", "nth",
+                              "--every", "2", "--packet", "0", "-j", "DROP"])
+    server = lab.server(["recv-eof", "close"])
+    lab.wait(lab.client(server, ["send:100", "close"]), server)
+
+
+def handshake_through_a_port_redirect(lab):
+    """The client dials 9100; the server's own firewall redirects it to the socket bound to 9000."""
+    lab.run(lab.server_host, ["iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "9100",
+                              "-j", "REDIRECT", "--to-ports", str(DEFAULT_PORT)])
+    server = lab.server(["recv-eof", "close"])
+    lab.wait(lab.client(None, ["send:100", "close"], to=(lab.ip(lab.server_host), 9100)), server)
+
+
+def close_client_but_the_server_closes_first(lab):
+    server = lab.server(["recv:20000", "close"])
+    lab.wait(lab.client(server, ["send:20000", "recv-eof", "close"]), server)
+
+
+def close_merged_with_a_pause(lab):
+    server = lab.server(["recv-eof", "quickack", "sleep:0.2", "close"])
+    lab.wait(lab.client(server, ["send:1000", "close"]), server)
+
+
+def half_close_without_data(lab):
+    server = lab.server(["recv-eof", "close"])
+    lab.wait(lab.client(server, ["send:1000", "shutdown-wr", "recv-eof", "close"]), server)
+
+
+def close_server_with_keep_alive(lab):
+    www = lab.out / "www"
+    www.mkdir(exist_ok=True)
+    (www / "page.html").write_text("x" * 5000)
+    ip = lab.ip(lab.server_host)
+    # HTTP/1.1 with Content-Length: the server keeps the connection, curl closes it when done
+    lab.start("server", [sys.executable, HTTPD, "8000", "--bind", ip, "--directory", str(www), "--protocol",
+                         "HTTP/1.1"], host=lab.server_host, port=8000, daemon=True)
+    lab.wait(lab.start("client", ["curl", "-s", "-o", "/dev/null", "-w", PAGE_WRITE_OUT,
+                                  f"http://{ip}:8000/page.html"], host=lab.client_host))
+
+
+def close_server_fin_then_rst(lab):
+    """The server closes first, and the client answers its FIN with a RST (SO_LINGER 0) instead of a FIN."""
+    server = lab.server(["recv:10", "send:5000", "close"], port=8000)
+    lab.wait(lab.client(server, ["send:10", "recv-eof", "linger0", "close"]), server)
+
+
+def simultaneous_without_hold(lab):
+    server = lab.server(["recv:100", "sleep:0.3", "close"])
+    lab.wait(lab.client(server, ["send:100", "close"]), server)
+
+
+def exit_with_rst(lab):
+    server = lab.server(["recv-eof", "close"])
+    lab.wait(lab.client(server, ["send:1000", "linger0", "kill"]), server)
+
+
+def unread_rst_but_read(lab):
+    server = lab.server(["send:1000", "recv-eof", "close"])
+    lab.wait(lab.client(server, ["recv:1000", "close"]), server)
+
+
+def linger_without_linger(lab):
+    server = lab.server(["recv-eof", "close"])
+    lab.wait(lab.client(server, ["send:1000", "sleep:0.2", "close"]), server)
+
+
+def refused_but_listening(lab):
+    server = lab.server(["recv-eof", "close"], port=9999)
+    lab.wait(lab.client(server, ["send:10", "close"]), server)
+
+
+def ports_shared_with_so_reuseport(lab):
+    """The experiment's own setup, but app-a and the second bind both set SO_REUSEPORT: port 9000 is shared."""
+    servers = {"app-a": lab.server(["recv:5", "send:111", "close"], port=9000, name="app-a", reuseport=True),
+               "app-b": lab.server(["recv:5", "send:222", "close"], port=9001, name="app-b")}
+    lab.try_bind("second-bind", lab.server_host, "0.0.0.0", 9000, reuseport=True)
+    clients = [lab.client(servers[name], ["send:5", "recv-eof", "close"], name=f"client-{name}") for name in servers]
+    lab.wait(*clients, *servers.values())
+    third = lab.server(["recv:5", "send:33", "close"], port=9002, name="app-c")
+    lab.wait(lab.client(third, ["send:5", "recv-eof", "close"], name="client-app-c"), third)
+
+
+def time_wait_on_the_client(lab):
+    server = lab.server(["recv-eof", "close"])
+    lab.wait(lab.client(server, ["send:100", "close"]), server)
+    lab.try_bind("rebind", lab.server_host, "0.0.0.0", DEFAULT_PORT)
+    lab.try_bind("rebind-reuseaddr", lab.server_host, "0.0.0.0", DEFAULT_PORT, reuseaddr=True)
+
+
+def ethernet_with_static_neighbours(lab):
+    """Static neighbour entries, as a sysadmin might set them: no ARP is needed, none is sent."""
+    for me, peer in ((lab.client_host, lab.server_host), (lab.server_host, lab.client_host)):
+        intf, peer_intf = lab.tb.spec(me).interfaces[0], lab.tb.spec(peer).interfaces[0]
+        lab.run(me, ["ip", "neigh", "replace", peer_intf.ip, "lladdr", peer_intf.mac, "dev", intf.name,
+                     "nud", "permanent"])
+    server = lab.server(["recv-eof", "close"])
+    lab.wait(lab.client(server, ["send:100", "close"]), server)
+
+
+def ethernet_with_a_duplicated_mac(lab):
+    """A third host takes the client's MAC and talks to the server: one MAC, two hosts on the LAN."""
+    third = next(h for h in lab.tb.topology.hosts if h.name not in (lab.client_host, lab.server_host))
+    intf = third.interfaces[0].name
+    lab.run(third.name, ["ip", "link", "set", "dev", intf, "address", lab.tb.spec(lab.client_host).interfaces[0].mac])
+    lab.run(third.name, ["ping", "-n", "-q", "-c", "1", "-W", "1", lab.ip(lab.server_host)])
+    server = lab.server(["recv-eof", "close"])
+    lab.wait(lab.client(server, ["send:100", "close"]), server)
+
+
+def cross_lan_with_proxy_arp(lab):
+    """The router answers ARP for the other LAN (proxy ARP): the on-link attempt now crosses it."""
+    router = lab.tb.topology.path(lab.client_host, lab.server_host)[1]
+    lab.run(router, ["sysctl", "-qw", "net.ipv4.conf.all.proxy_arp=1"])
+    cross_lan_run(lab)
+
+
+def udp_over_tcp(lab):
+    server = lab.server(["recv:512", "send:512"])
+    lab.wait(lab.client(server, ["send:512", "recv:512", "close"]), server)
+
+
+def loss_without_loss(lab):
+    server = lab.server(["recv-eof", "close"])
+    lab.wait(lab.client(server, ["send:300000", "close"]), server)
+    syn_server = lab.server(["recv-eof", "close"], port=9001, name="syn-server")
+    lab.wait(lab.client(syn_server, ["send:10", "close"], name="syn-client"), syn_server)
+
+
+def browser_with_http10(lab):
+    www = lab.out / "www"
+    www.mkdir(exist_ok=True)
+    for name in ("index.html", "style.css", "app.js"):
+        (www / name).write_text("x" * 100)
+    ip = lab.ip(lab.server_host)
+    lab.start("server", [sys.executable, HTTPD, "5000", "--bind", ip, "--directory", str(www)],
+              host=lab.server_host, port=5000, daemon=True)
+    urls = [a for n in ("index.html", "style.css", "app.js") for a in ("-o", "/dev/null", f"http://{ip}:5000/{n}")]
+    lab.wait(lab.start("client", ["curl", "-s", "--http1.0", "-w", "http %{http_code} %{size_download} "
+                                  "%{num_connects}\n", *urls], host=lab.client_host))
+
+
+def browser_asking_only_for_headers(lab):
+    """One keep-alive connection, three requests — but HEAD, not GET: three payload segments, no GET."""
+    from experiments import browser_server
+
+    www = lab.out / "www"
+    www.mkdir(exist_ok=True)
+    for name, size in browser_server.PAGES.items():
+        (www / name).write_text("x" * size)
+    ip = lab.ip(lab.server_host)
+    lab.start("server", [sys.executable, HTTPD, "5000", "--bind", ip, "--directory", str(www), "--protocol",
+                         "HTTP/1.1"], host=lab.server_host, port=5000, daemon=True)
+    urls = [a for n in browser_server.PAGES for a in ("-o", "/dev/null", f"http://{ip}:5000/{n}")]
+    lab.wait(lab.start("client", ["curl", "-s", "--http1.1", "-I", "-w", browser_server.WRITE_OUT, *urls],
+                       host=lab.client_host))
+
+
+def ipv6_over_ipv4(lab):
+    server = lab.server(["recv-eof", "quickack", "sleep:0.2", "close"])
+    lab.wait(lab.client(server, ["send:1000", "close"]), server)
+
+
+def ipv6_socket_to_an_ipv4_mapped_address(lab):
+    """AF_INET6 sockets on both ends, but the client dials ::ffff:a.b.c.d: IPv4 on the wire."""
+    server = lab.server(["recv-eof", "quickack", "sleep:0.2", "close"], bind="::")
+    lab.wait(lab.client(None, ["send:1000", "close"], to=(f"::ffff:{lab.ip(lab.server_host)}", DEFAULT_PORT)), server)
+
+
+# experiment: [(sabotaged run, names of the assertions it must fail), …]
+SABOTAGE = {
+    "handshake": [(handshake_losing_the_syn_ack, ["three segments open it (client side)"]),
+                  (handshake_through_a_port_redirect,
+                   ["the server's port, as captured at both ends, is the one its socket is bound to"])],
+    "close-client": [(close_client_but_the_server_closes_first,
+                      ["close initiator", "four segments close it: FIN, ACK, FIN, ACK"])],
+    "close-merged": [(close_merged_with_a_pause, ["close kind"])],
+    "half-close": [(half_close_without_data, ["half_close_bytes: what the server sent after the client's FIN"])],
+    "close-server": [(close_server_with_keep_alive, ["close initiator: the server"]),
+                     (close_server_fin_then_rst, ["the whole close: server FIN, client ACK, client FIN, server ACK, "
+                                                  "no RST"])],
+    "simultaneous-close": [(simultaneous_without_hold, [
+        "close kind",
+        "the server's FIN does not acknowledge the client's (built before the client's FIN reached it)"])],
+    "close-on-exit": [(exit_with_rst, ["no RST"])],
+    "close-unread-rst": [(unread_rst_but_read, ["close kind"])],
+    "linger-rst": [(linger_without_linger, ["close kind"])],
+    "refused": [(refused_but_listening, ["connect() fails with connection refused"])],
+    "ports": [(ports_shared_with_so_reuseport, ["a second bind to port 9000 fails"])],
+    "time-wait": [(time_wait_on_the_client, ["binding the port again fails"])],
+    "lan-ethernet": [(ethernet_with_static_neighbours, ["ARP request: who has the server's IP, tell the client"]),
+                     (ethernet_with_a_duplicated_mac,
+                      ["each MAC on the LAN belongs to one host, each host has one MAC (server-side capture)"])],
+    "cross-lan": [(cross_lan_with_proxy_arp, [
+        "nobody on the client's LAN answers the ARP for the server",
+        "with an on-link route to the server, connect() fails: No route to host",
+        "nothing of the attempt reaches the server's LAN (server-side capture)"])],
+    "udp-no-handshake": [(udp_over_tcp, ["no TCP segment at all: no SYN, no FIN",
+                                         "the server's UDP socket is unconnected: ss -uan lists it UNCONN"])],
+    "loss-recovery": [(loss_without_loss, ["the server's firewall dropped packets of the transfer (DROP counter > 0)",
+                                           "each dropped range was sent again"])],
+    "browser-server": [(browser_with_http10, ["one TCP connection carries them all"]),
+                       (browser_asking_only_for_headers,
+                        ['three HTTP requests from the browser on it ("GET " lines in the server-side capture)'])],
+    "ipv6-handshake": [(ipv6_over_ipv4, ["every frame of the connection is IPv6 (client-side capture)"]),
+                       (ipv6_socket_to_an_ipv4_mapped_address,
+                        ["every frame of the connection is IPv6 (client-side capture)",
+                         "its addresses are IPv6, not IPv4-mapped (server-side capture)"])],
+}

@@ -1,0 +1,82 @@
+"""The experiments' own check helpers on hand-made segments: what they accept and what they must refuse."""
+from experiments import close_server, loss_recovery, simultaneous_close
+from netbed.trace import classify_segments
+from netbed.trace.constants import ACK, FIN, PSH, RST, SYN
+from netbed.trace.model import Endpoint, Segment
+
+C, S = Endpoint("10.0.0.1", 40000), Endpoint("10.0.0.3", 9000)
+X, Y = 1000, 5000  # client and server ISNs
+
+
+def seg(t, sender, seq, ack, flags, length=0):
+    src, dst = (C, S) if sender == "client" else (S, C)
+    return Segment(frame=int(t * 10), time=t, src=src, dst=dst, seq=seq, ack=ack, flags=flags, payload_len=length)
+
+
+def handshake():
+    return [seg(0.1, "client", X, 0, SYN), seg(0.2, "server", Y, X + 1, SYN | ACK),
+            seg(0.3, "client", X + 1, Y + 1, ACK)]
+
+
+def transfer(resent):
+    """Four 1000-byte segments; the 2nd and the 4th were dropped; `resent` says which ranges come again."""
+    segs = handshake() + [seg(1 + i, "client", X + 1 + 1000 * i, Y + 1, ACK | PSH, 1000) for i in range(4)]
+    t = 10.0
+    for i in resent:
+        segs.append(seg(t, "client", X + 1 + 1000 * i, Y + 1, ACK | PSH, 1000))
+        t += 1
+    (conn,) = classify_segments(segs)
+    dropped = [s for s in conn.segments if s.payload_len and s.seq in (X + 1001, X + 3001)][:2]
+    return conn, dropped
+
+
+def test_each_dropped_range_sent_again_passes():
+    conn, dropped = transfer(resent=[1, 3])
+    assert loss_recovery.not_sent_again(conn, dropped) == []
+
+
+def test_a_tail_loss_probe_alone_does_not_cover_a_range_lost_in_the_middle():
+    conn, dropped = transfer(resent=[3])  # only the last segment comes again, as a tail-loss probe sends it
+    assert conn.retransmissions["client"] > 0  # the old assertion would have passed
+    assert loss_recovery.not_sent_again(conn, dropped) == [(1001, 2001)]
+
+
+def test_the_drop_counter_is_read_from_the_iptables_listing():
+    rule = "--  *      *       0.0.0.0/0            0.0.0.0/0            tcp"
+    listing = (f"Chain INPUT (policy ACCEPT 60 packets, 301000 bytes)\n"
+               f"    pkts      bytes target     prot opt in     out     source               destination\n"
+               f"       2    44200 DROP       6    {rule} dpt:9000 statistic mode nth every 10 packet 5\n"
+               f"       1       60 DROP       6    {rule} dpt:9001 flags:0x17/0x02 statistic mode nth every 2\n")
+    assert loss_recovery.drop_counter(listing, 9000) == 2
+    assert loss_recovery.drop_counter(listing, 9001) == 1
+    assert loss_recovery.drop_counter("", 9000) == 0
+
+
+def close(steps):
+    (conn,) = classify_segments(handshake() + steps)
+    return conn
+
+
+def test_the_whole_server_initiated_close_passes_four_and_three_segments():
+    g, f = Y + 1 + 500, X + 1
+    four = close([seg(1, "server", Y + 1, X + 1, ACK | PSH, 500), seg(2, "server", g, f, FIN | ACK),
+                  seg(3, "client", f, g + 1, ACK), seg(4, "client", f, g + 1, FIN | ACK),
+                  seg(5, "server", g + 1, f + 1, ACK)])
+    assert close_server.close_problem(four, "server") is None
+    # the FIN carries the last data: the ACK must cover seq + payload + 1
+    three = close([seg(1, "server", Y + 1, X + 1, FIN | ACK | PSH, 500), seg(2, "client", f, g + 1, FIN | ACK),
+                   seg(3, "server", g + 1, f + 1, ACK)])
+    assert close_server.close_problem(three, "server") is None
+
+
+def test_a_server_fin_answered_by_rst_is_not_a_whole_close():
+    g, f = Y + 1, X + 1
+    conn = close([seg(1, "server", g, f, FIN | ACK), seg(2, "client", f, g + 1, ACK),
+                  seg(3, "client", f, g + 1, RST | ACK)])
+    assert close_server.close_problem(conn, "server") == "a RST ends it"
+
+
+def test_an_ack_of_the_data_before_a_fin_does_not_acknowledge_the_fin():
+    fin = seg(1, "client", X + 1, Y + 1, FIN | ACK | PSH, 100)
+    assert not simultaneous_close.acknowledges(seg(2, "server", Y + 1, X + 1 + 100, FIN | ACK), fin)
+    assert simultaneous_close.acknowledges(seg(2, "server", Y + 1, X + 1 + 101, FIN | ACK), fin)
