@@ -82,7 +82,7 @@ def test_a_person_at_the_prompt_gets_each_connection_classified(tmp_path, topolo
         term.expect(PROMPT)
         term.type("h1 python3 -m http.server 80 &")
         term.expect(PROMPT)
-        term.type("h2 sleep 1")
+        term.type("h1 while ! ss -ltn | grep -q ':80 '; do sleep 0.1; done")  # until it listens, however loaded
         term.expect(PROMPT)
         term.type("h2 curl -s -o /dev/null -w 'status %{http_code}\\n' h1")  # the CLI puts h1's address in
         assert b"status 200" in term.expect(PROMPT)
@@ -108,7 +108,7 @@ h1 ping -c 1 -W 2 10.0.0.100
 h1 timeout 5 tcpdump -i h1-eth0 -U -n -w {late} &
 h1 sleep 1
 h3 python3 -m http.server 80 &
-h1 sleep 1
+h3 while ! ss -ltn | grep -q ':80 '; do sleep 0.1; done
 h1 curl -s -o /dev/null -w "%{{http_code}}\\n" 10.0.0.100
 h2 curl -s -o /dev/null -w "%{{http_code}}\\n" 10.0.0.100
 h1 sleep 4

@@ -108,7 +108,8 @@ def test_a_disk_that_fills_up_while_writing_is_one_line_and_a_marked_folder(tmp_
 
 def test_a_lab_whose_disk_fills_up_is_one_line_and_a_marked_folder(tmp_path):
     script = tmp_path / "session.cli"
-    script.write_text("h1 python3 -m http.server 80 &\nh2 sleep 1\nh2 curl -s -o /dev/null h1\n")
+    script.write_text("h1 python3 -m http.server 80 &\nh1 while ! ss -ltn | grep -q ':80 '; do sleep 0.1; done\n"
+                      "h2 curl -s -o /dev/null h1\n")
     out = tmp_path / "disk" / "lab"
     (ran,) = in_private_mount(tmp_path, "size=16k", ["lab", "--topo", "single,2", "--script", str(script),
                                                      "--out", str(out)])
