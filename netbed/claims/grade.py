@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from netbed import runner, runstate, topologies, verdict
+from netbed import runfolder, runner, runstate, topologies, verdict
 from netbed.claims import file as claimfile
 from netbed.claims.experiment import CLAIM_FACT, ClaimExperiment, main_connection
 from netbed.claims.file import Claim
@@ -107,11 +107,15 @@ def folder_lock(folder: Path) -> Iterator[None]:
 def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> RunResult:
     """Build, run and check one claim file; its run folder is `out`. Returns the checked result."""
     began = time.monotonic()
-    out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(claim.folder):
-        result = _build_run_check(claim, out, switch)
-    result.duration = round(time.monotonic() - began, 3)
-    verdict.save(out, result)
+    runfolder.start(out)  # marked incomplete until its last file is written
+    try:
+        with folder_lock(claim.folder):
+            result = _build_run_check(claim, out, switch)
+        result.duration = round(time.monotonic() - began, 3)
+        verdict.save(out, result)
+    except OSError as exc:  # the disk filled up, the folder vanished: one line, the folder left marked
+        raise runfolder.write_failed(out, exc) from None
+    runfolder.finish(out)
     return result
 
 
