@@ -22,13 +22,14 @@ from pathlib import Path
 from netbed import __version__, runstate, topologies
 from netbed.capture import capture_all
 from netbed.capture.states import LOG as STATES_LOG
-from netbed.capture.states import SocketSampler, StateTracer
+from netbed.capture.states import SocketSampler, StateTracer, keep_namespaces
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
 from netbed.preflight import require_emulation
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
+from netbed.trace.kernel_tcp import write_kernel_tcp
 from netbed.verdict import RunResult, broken_run, check_dir, save
 
 
@@ -141,11 +142,15 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
                             prog.stop()
                 reports = {name: prog.report() for name, prog in lab.programs.items()}
             facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
+            namespaces = {int(ino) for ino in facts["netns"]}
             if shared is not None:
-                shared.copy_since(mark, out / STATES_LOG)
+                shared.copy_since(mark, out / STATES_LOG, namespaces)
             else:
                 tracer.stop()
+                if isinstance(tracer, StateTracer):
+                    keep_namespaces(out / STATES_LOG, namespaces)
             facts["states"] = tracer.facts()
+            write_kernel_tcp(out, facts["netns"], facts["states"]["clock_offset"])
             Evidence(out, experiment, topo.to_json(), [c.describe() for c in caps], reports, facts).save()
     finally:
         if shared is None:
