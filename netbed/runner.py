@@ -27,6 +27,7 @@ from netbed.errors import NetbedError
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
 from netbed.preflight import require_emulation
+from netbed.report.figures import write_figures
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
 from netbed.trace.kernel_tcp import write_kernel_tcp
@@ -188,6 +189,7 @@ def write_result(directory: Path, result: RunResult) -> None:
     evidence = Evidence.load(directory)
     save(directory, result)
     write_ladder_files(evidence)
+    write_figures(evidence)
     manifest = {
         "netbed_version": __version__,
         "git_commit": _git_commit(),

@@ -25,6 +25,10 @@ from netbed.experiment import EVIDENCE, Evidence, catalog, get
 RESULT = "result.json"
 LADDER_TEXT = "ladder.txt"
 LADDER_SVG = "ladder.svg"
+# the pictures beside the ladder (netbed/report/figures.py draws them; docs/research.md)
+TSEQ_SVG = "tseq.svg"
+CWND_SVG = "cwnd.svg"
+EXPERIMENT_SVG = "figure.svg"  # an experiment's own figure (bufferbloat: RTT over time)
 SIDES = ("client", "server")
 
 Check = Callable[[Evidence, Expect], None]
