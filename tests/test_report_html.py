@@ -251,7 +251,8 @@ PROBE = """<script>
 const box = e => e.getBoundingClientRect();
 const cells = [...document.querySelectorAll('table.rp-verdicts td.rp-verdict')].map(td => ({
   text: td.innerText.trim().split(/\\s+/)[0], bg: getComputedStyle(td).backgroundColor, top: box(td).top}));
-const svgs = [...document.querySelectorAll('details.rp-ladder[open] svg')].map(s => ({w: box(s).width, h: box(s).height}));
+const svgs = [...document.querySelectorAll('details.rp-ladder[open] svg')]
+  .map(s => ({w: box(s).width, h: box(s).height}));
 const out = document.createElement('pre');
 out.id = 'probe';
 out.textContent = JSON.stringify({cells, svgs, pageWidth: document.documentElement.scrollWidth});
