@@ -121,7 +121,9 @@ def limit_rate(tb, node: str, intf: str, mbit: float, queue: int, shape: LinkSha
     """An HTB rate limit on `intf`'s egress with a FIFO of `queue` packets under it (netem, with the
     shape's delay and loss, where the kernel has it)."""
     rate = f"{mbit:g}mbit"
-    tb.run(node, ["tc", "qdisc", "replace", "dev", intf, "root", "handle", "1:", "htb", "default", "1"])
+    # a new limit replaces the old one whole (HTB cannot be "changed" into HTB)
+    tb.run(node, ["tc", "qdisc", "del", "dev", intf, "root"], check=False)
+    tb.run(node, ["tc", "qdisc", "add", "dev", intf, "root", "handle", "1:", "htb", "default", "1"])
     tb.run(node, ["tc", "class", "add", "dev", intf, "parent", "1:", "classid", "1:1", "htb", "rate", rate,
                   "ceil", rate])
     child = ["tc", "qdisc", "add", "dev", intf, "parent", "1:1", "handle", "10:"]

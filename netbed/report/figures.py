@@ -20,9 +20,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen before pyplot loads)
 from matplotlib.collections import LineCollection  # noqa: E402
 
-from netbed.experiment import Evidence  # noqa: E402
+from netbed.errors import NetbedError  # noqa: E402
+from netbed.experiment import Evidence, get  # noqa: E402
 from netbed.trace.options import tcp_options  # noqa: E402
-from netbed.verdict import CWND_SVG, TSEQ_SVG  # noqa: E402
+from netbed.verdict import CWND_SVG, EXPERIMENT_SVG, TSEQ_SVG  # noqa: E402
 
 SEQ_SPACE = 1 << 32
 NO_SSTHRESH = 2_147_483_647  # the kernel's "not set yet" (TCP_INFINITE_SSTHRESH)
@@ -60,9 +61,34 @@ def figure_files(evidence: Evidence) -> dict[str, str]:
     return files
 
 
+def experiment_figure(evidence: Evidence) -> str | None:
+    """The experiment's own figure, when its module has `figure(evidence)`: series of (time, value) points."""
+    try:
+        module = get(evidence.experiment).module
+    except NetbedError:
+        return None
+    if not hasattr(module, "figure"):
+        return None
+    spec = module.figure(evidence)
+    fig, ax = plt.subplots(figsize=SIZE)
+    for label, points in spec["series"].items():
+        if points:
+            style = {"linewidth": 0.9} if "srtt" in label else {"marker": ".", "markersize": 3, "linestyle": "none"}
+            ax.plot(*zip(*points), label=label, **style)
+    ax.set_xlabel(spec["xlabel"])
+    ax.set_ylabel(spec["ylabel"])
+    ax.set_title(spec["title"], fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _svg(fig, f"{evidence.directory.name}-experiment")
+
+
 def write_figures(evidence: Evidence) -> list[str]:
     """Write the pictures into the run folder; the names written."""
     files = figure_files(evidence)
+    own = experiment_figure(evidence)
+    if own is not None:
+        files[EXPERIMENT_SVG] = own
     for name, text in files.items():
         (evidence.directory / name).write_text(text)
     return list(files)
