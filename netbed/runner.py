@@ -21,6 +21,7 @@ from pathlib import Path
 
 from netbed import __version__, runstate, topologies
 from netbed.capture import capture_all
+from netbed.capture.fidelity import FidelityMonitor
 from netbed.capture.states import LOG as STATES_LOG
 from netbed.capture.states import SocketSampler, StateTracer, keep_namespaces
 from netbed.errors import NetbedError
@@ -134,14 +135,17 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
                 tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
             mark = shared.mark() if shared is not None else 0
             caps = capture_points(tb, client, server, out)
+            monitor = FidelityMonitor()
             with capture_all(tb, caps):
-                try:
-                    yield lab
-                finally:
-                    for prog in lab.programs.values():
-                        if prog.daemon:
-                            prog.stop()
+                with monitor:
+                    try:
+                        yield lab
+                    finally:
+                        for prog in lab.programs.values():
+                            if prog.daemon:
+                                prog.stop()
                 reports = {name: prog.report() for name, prog in lab.programs.items()}
+            facts["fidelity"] = monitor.facts()
             facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
             namespaces = {int(ino) for ino in facts["netns"]}
             if shared is not None:
