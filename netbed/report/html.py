@@ -29,6 +29,7 @@ from markupsafe import Markup
 from netbed import __version__
 from netbed.expect import Assertion
 from netbed.experiment import Experiment, catalog
+from netbed.report.text import fidelity_lines
 from netbed.topologies import TOPOLOGIES
 from netbed.verdict import CWND_SVG, EXPERIMENT_SVG, LADDER_SVG, SIDES, TSEQ_SVG, RunResult
 
@@ -99,7 +100,8 @@ def _template():
     env = Environment(loader=PackageLoader("netbed.report", "templates"), autoescape=True)
     env.tests["multiline"] = lambda text: "\n" in str(text)
     env.globals.update(verdict=lambda r: "PASS" if r.passed else "FAIL", value_text=value_text,
-                       expected_text=expected_text, ladder_rows=ladder_rows)
+                       expected_text=expected_text, ladder_rows=ladder_rows,
+                       fidelity_text=lambda r: " ".join(line.strip() for line in fidelity_lines(r)))
     return env.get_template("report.html")
 
 
