@@ -36,14 +36,18 @@ from netbed.verdict import RunResult, broken_run, check_dir, save
 
 
 def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, switch: str = "bridge",
-               starting: Callable[[int, str, str], None] | None = None) -> Iterator[RunResult]:
+               starting: Callable[[int, str, str], None] | None = None, jobs: int = 1) -> Iterator[RunResult]:
     """Run each (experiment, topology) pair in turn, yielding each verdict as soon as it is known.
 
     `out` is the run folder of a single run, or the parent of the series' folders (default runs/).
     A series shares one run registration and one kernel state tracer, and bad input is reported
     before anything starts. `starting(n, experiment, topology)` is told as each run begins.
+    `jobs` > 1 runs that many at once (`_run_parallel`).
     """
     with series_session(pairs):
+        if jobs > 1 and len(pairs) > 1:
+            yield from _run_parallel(pairs, out, switch, jobs, starting)
+            return
         for n, (exp, topo) in enumerate(pairs, 1):
             if out is not None and len(pairs) == 1:
                 run_out = out
@@ -52,6 +56,35 @@ def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, 
             if starting is not None:
                 starting(n, exp.name, topo)
             yield run_experiment(exp, topo, run_out, switch=switch)
+
+
+_PARALLEL: list[tuple[Experiment, str, Path, str]] = []  # what forked workers run, by index
+
+
+def _run_one(i: int) -> RunResult:
+    exp, topo, run_out, switch = _PARALLEL[i]
+    return run_experiment(exp, topo, run_out, switch=switch)
+
+
+def _run_parallel(pairs: list[tuple[Experiment, str]], out: Path | None, switch: str, jobs: int,
+                  starting: Callable[[int, str, str], None] | None) -> Iterator[RunResult]:
+    """`jobs` runs at once, each in a forked worker process with namespaces of its own (every node and
+    switch of a netbed network is its own namespace, so runs never share a name). The series' one
+    tracer serves them all: each run keeps the lines of its own namespaces. Verdicts come back in the
+    order of `pairs`."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _PARALLEL[:] = [(exp, topo, new_run_dir(out or Path("runs"), exp.name, topo), switch) for exp, topo in pairs]
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_run_one, i) for i in range(len(pairs))]
+            for n, ((exp, topo), future) in enumerate(zip(pairs, futures), 1):
+                if starting is not None:
+                    starting(n, exp.name, topo)
+                yield future.result()
+    finally:
+        _PARALLEL.clear()
 
 
 @contextmanager

@@ -85,7 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     results: list[RunResult] = []
     try:
         with progress_for(quiet=args.json, total=len(pairs), stream=sys.stderr) as progress:
-            for result in runner.run_series(pairs, args.out, switch=args.switch, starting=progress.start):
+            for result in runner.run_series(pairs, args.out, switch=args.switch, starting=progress.start,
+                                               jobs=args.jobs):
                 progress.done(result)
                 results.append(result)
     finally:  # an interrupted --all still leaves a page of the runs that finished, marked incomplete
