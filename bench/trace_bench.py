@@ -35,9 +35,10 @@ from typing import Callable
 
 import numpy as np
 
+from netbed.trace.constants import ACK, FIN, PSH, RST, SYN
+
 # The short connection every client runs: handshake, one request, one answer, four-way close.
 # (direction: 0 = client->server, 1 = server->client; TCP flags; payload bytes)
-FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
 REQUEST, ANSWER = 100, 200
 SCRIPT = [
     (0, SYN, 0),

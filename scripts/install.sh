@@ -36,7 +36,7 @@ declare -A wanted=(
   [mnexec]=mininet [tcpdump]=tcpdump [ip]=iproute2 [iptables]=iptables [brctl]=bridge-utils
   [ping]=iputils-ping [bpftrace]=bpftrace [tshark]=tshark [curl]=curl [ss]=iproute2
   [ifconfig]=net-tools [ethtool]=ethtool [pgrep]=procps [make]=make
-  [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby
+  [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby [shellcheck]=shellcheck [zsh]=zsh
 )
 missing=()
 if [ "${NETBED_WITH_BROWSER:-1}" != 0 ]; then

@@ -20,7 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FLAG_BITS = {"F": 1, "S": 2, "R": 4, "P": 8, ".": 16, "U": 32, "E": 64, "W": 128}
+from netbed.trace.constants import FLAG_LETTERS
+
+FLAG_BITS = {letter: bit for bit, letter in FLAG_LETTERS}  # tcpdump's letters: "F", "S", "R", "P", "." ...
 ETH_IPV4, ETH_IPV6, ETH_ARP, ETH_VLAN = 0x0800, 0x86DD, 0x0806, 0x8100
 MAC_CLIENT = "02:00:00:00:00:01"
 MAC_SERVER = "02:00:00:00:00:02"

@@ -241,7 +241,7 @@ SABOTAGE = {
     "udp-no-handshake": [(udp_over_tcp, ["no TCP segment at all: no SYN, no FIN",
                                          "the server's UDP socket is unconnected: ss -uan lists it UNCONN"])],
     "loss-recovery": [(loss_without_loss, ["the server's firewall dropped packets of the transfer (DROP counter > 0)",
-                                           "each dropped range was sent again"])],
+                                           "each gap the server's duplicate ACKs point at was sent again"])],
     "browser-server": [(browser_with_http10, ["one TCP connection carries them all"]),
                        (browser_asking_only_for_headers,
                         ['three HTTP requests from the browser on it ("GET " lines in the server-side capture)'])],

@@ -18,27 +18,35 @@ def handshake():
             seg(0.3, "client", X + 1, Y + 1, ACK)]
 
 
-def transfer(resent):
-    """Four 1000-byte segments; the 2nd and the 4th were dropped; `resent` says which ranges come again."""
-    segs = handshake() + [seg(1 + i, "client", X + 1 + 1000 * i, Y + 1, ACK | PSH, 1000) for i in range(4)]
-    t = 10.0
-    for i in resent:
+def transfer(resent, dropped=(1, 3)):
+    """Four 1000-byte segments, the server acknowledging what it has; `dropped` never reach it, `resent` come again."""
+    segs, have, t = handshake(), set(), 1.0
+    for i in [0, 1, 2, 3] + list(resent):
         segs.append(seg(t, "client", X + 1 + 1000 * i, Y + 1, ACK | PSH, 1000))
-        t += 1
+        if i not in dropped or t >= 10:  # the first copy of a dropped segment never arrives
+            have.add(i)
+        contiguous = next(n for n in range(5) if n not in have)
+        segs.append(seg(t + 0.5, "server", Y + 1, X + 1 + 1000 * contiguous, ACK))
+        t = max(t + 1, 10.0) if i == 3 or t >= 10 else t + 1
     (conn,) = classify_segments(segs)
-    dropped = [s for s in conn.segments if s.payload_len and s.seq in (X + 1001, X + 3001)][:2]
-    return conn, dropped
+    return conn
 
 
-def test_each_dropped_range_sent_again_passes():
-    conn, dropped = transfer(resent=[1, 3])
-    assert loss_recovery.not_sent_again(conn, dropped) == []
+def test_the_servers_duplicate_acks_show_the_gap_and_the_resent_segment_fills_it():
+    conn = transfer(resent=[1, 3])
+    assert [at for at, _ in loss_recovery.gaps(conn)] == [1001]  # the lost tail has nothing after it: no dup ACK
+    assert loss_recovery.not_sent_again(conn, loss_recovery.gaps(conn)) == []
 
 
-def test_a_tail_loss_probe_alone_does_not_cover_a_range_lost_in_the_middle():
-    conn, dropped = transfer(resent=[3])  # only the last segment comes again, as a tail-loss probe sends it
+def test_a_tail_loss_probe_alone_does_not_fill_a_gap_in_the_middle():
+    conn = transfer(resent=[3])  # only the last segment comes again, as a tail-loss probe sends it
     assert conn.retransmissions["client"] > 0  # the old assertion would have passed
-    assert loss_recovery.not_sent_again(conn, dropped) == [(1001, 2001)]
+    assert loss_recovery.not_sent_again(conn, loss_recovery.gaps(conn)) == [1001]
+
+
+def test_a_tail_loss_probe_without_loss_makes_no_gap():
+    conn = transfer(resent=[3], dropped=())
+    assert conn.retransmissions["client"] > 0 and loss_recovery.gaps(conn) == []
 
 
 def test_the_drop_counter_is_read_from_the_iptables_listing():

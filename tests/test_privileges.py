@@ -2,8 +2,12 @@
 so in one line, before anything is created."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +110,50 @@ def test_partial_privileges_stop_netbed_and_the_test_session_with_one_line_befor
     assert suite.returncode == 2, suite.stdout + suite.stderr
     assert suite.stderr.strip().splitlines() == lines and suite.stdout.strip() == ""
     assert differences(before, root_namespace_state()) == {}
+
+
+_PROBE_UNDER_SIGTERM = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from netbed.privileges import try_network_namespace
+print("probing", flush=True)
+try_network_namespace()
+"""
+
+
+@pytest.mark.netbed
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_signal_during_the_namespace_probe_leaves_no_probe_behind(sig, tmp_path):
+    # a stand-in `unshare` that outlives any real probe, and says where it is
+    (tmp_path / "unshare").write_text(f"#!/bin/sh\necho $$ > {tmp_path}/probe.pid\nexec sleep 30\n")
+    (tmp_path / "unshare").chmod(0o755)
+    from conftest import REPO
+
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-c", _PROBE_UNDER_SIGTERM, str(REPO)], env=env, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "probing"
+    pid_file = tmp_path / "probe.pid"
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    probe = int(pid_file.read_text())
+    proc.send_signal(sig)
+    proc.wait(timeout=10)
+    try:
+        if sig != signal.SIGKILL:  # netbed reaps it before it exits: gone by now, no waiting
+            assert not _alive(probe), "the probe outlived netbed"
+        deadline = time.monotonic() + 5  # after SIGKILL the kernel kills it (PR_SET_PDEATHSIG)
+        while _alive(probe):
+            assert time.monotonic() < deadline, "the probe outlived netbed"
+            time.sleep(0.01)
+    finally:
+        if _alive(probe):  # only after a failure: the stand-in this test made
+            os.kill(probe, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False

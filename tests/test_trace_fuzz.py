@@ -8,6 +8,7 @@ read, classify, table, JSON.
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from pathlib import Path
@@ -16,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pcapbuild import ETH_ARP, ETH_IPV6, Conversation, Packet, arp, ipv6, pcap_bytes, pcapng_bytes, tcp
 
-from netbed.trace import PcapError, format_table, read_trace
+from netbed.errors import NetbedError
+from netbed.trace import PcapError, command, format_table, read_trace
 
 
 def seed_captures() -> list[bytes]:
@@ -66,12 +68,28 @@ def mutate(data: bytes, mutations: list[tuple]) -> bytes:
     return bytes(buf)
 
 
+def stream_everything(path: Path) -> str | None:
+    """``netbed trace --json`` in 7-byte chunks: valid JSON, or one NetbedError line; never a traceback."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        command.run(path, as_json=True, out=out, err=err, chunk_bytes=7)
+    except NetbedError as e:
+        assert "\n" not in str(e) and str(path) in str(e)
+        return None
+    return out.getvalue()
+
+
 def read_everything(path: Path) -> None:
+    streamed = stream_everything(path)
     try:
         trace = read_trace(path)
     except PcapError as e:
         assert "\n" not in str(e) and str(path) in str(e)
+        assert streamed is None
         return
+    assert streamed is not None
+    whole = sorted(json.loads(trace.to_json_text())["connections"], key=json.dumps)
+    assert sorted(json.loads(streamed)["connections"], key=json.dumps) == whole
     for conn in trace.connections:
         conn.ladder()
     format_table(trace)

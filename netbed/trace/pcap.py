@@ -155,59 +155,76 @@ class CaptureStream:
         self.frames = 0
         self._error: Exception | None = None
 
-    def _read_chunk(self, stream: BinaryIO, raw: BinaryIO) -> tuple[bytes, bool]:
-        """Up to ``chunk_bytes`` of capture and whether the input ended.
+    def _fill(self, stream: BinaryIO, fd: int | None, buf: bytearray, filled: int) -> tuple[int, bool]:
+        """Read up to ``chunk_bytes`` more into ``buf`` after its first ``filled`` bytes; return how
+        many bytes it holds now and whether the input ended.
 
         From a pipe, whatever has arrived is analysed as soon as the writer pauses (the pipe is not
-        readable), so ``tcpdump -w - | netbed trace -`` shows connections while the capture runs.
+        readable), so ``tcpdump -w - | netbed trace -`` shows connections while the capture runs. One
+        buffer serves every chunk: what is left of a record at a chunk's end moves to its start.
         """
-        parts: list[bytes] = []
-        got = 0
-        try:
-            fd: int | None = raw.fileno()
-        except (OSError, AttributeError, ValueError):
-            fd = None
         if self._error is not None:
             raise self._error
-        while got < self.chunk_bytes:
-            if parts and fd is not None and not select.select([fd], [], [], 0)[0]:
-                break
-            try:
-                block = stream.read1(self.chunk_bytes - got)  # type: ignore[attr-defined]
-            except (EOFError, OSError, zlib.error) as exc:
-                if not parts:
-                    raise
-                self._error = exc  # analyse what arrived before the damage first
-                break
-            if not block:
-                return b"".join(parts), True
-            parts.append(block)
-            got += len(block)
-        return b"".join(parts), False
+        want = filled + self.chunk_bytes
+        if len(buf) < want:
+            buf.extend(bytes(want - len(buf)))
+        view = memoryview(buf)
+        got = filled
+        try:
+            while got < want:
+                if got > filled and fd is not None and not select.select([fd], [], [], 0)[0]:
+                    break
+                try:
+                    # read1, not readinto1: after the format sniffing peek(), readinto1 would hand over the
+                    # buffered bytes and then block in a read for more.
+                    block = stream.read1(want - got)  # type: ignore[attr-defined]
+                except (EOFError, OSError, zlib.error) as exc:
+                    if got == filled:
+                        raise
+                    self._error = exc  # analyse what arrived before the damage first
+                    break
+                if not block:
+                    return got, True
+                view[got:got + len(block)] = block
+                got += len(block)
+            return got, False
+        finally:
+            view.release()
 
     def __iter__(self) -> Iterator[Frames]:
         stream, size = _open(self.name)
         compressed = isinstance(stream, _Gunzip)
         self.total_bytes = size
         raw = stream.fileobj if compressed else stream  # type: ignore[attr-defined]
-        pending = b""
+        try:
+            fd: int | None = raw.fileno()
+        except (OSError, AttributeError, ValueError):
+            fd = None
+        buf = bytearray()
+        filled = 0
         try:
             while True:
                 try:
-                    block, final = self._read_chunk(stream, raw)
+                    total, final = self._fill(stream, fd, buf, filled)
                 except (EOFError, OSError, zlib.error) as exc:
                     if not compressed:
                         raise
-                    if not self.reader.offset and not pending:
+                    if not self.reader.offset and not filled:
                         raise PcapError(f"not a pcap or pcapng file: {self.name} (damaged gzip: {exc})") from None
-                    self.warnings.append(_damaged(exc, self.reader.offset + len(pending)))
-                    block, final = b"", True
-                self.bytes_read = raw.tell() if size is not None and raw is not None else self.bytes_read + len(block)
-                data = pending + block if pending else block
+                    self.warnings.append(_damaged(exc, self.reader.offset + filled))
+                    total, final = filled, True
+                self.bytes_read = raw.tell() if size is not None else self.bytes_read + total - filled
+                data = memoryview(buf)[:total]
                 index, used = self.reader.index(data, final)
-                pending = data[used:]
+                frames = None
                 if len(index.start):
-                    frames = decode(np.frombuffer(data, np.uint8), index, self.warnings, self.frames + 1)
+                    u8 = np.frombuffer(data, np.uint8)
+                    frames = decode(u8, index, self.warnings, self.frames + 1)
+                    del u8
+                data.release()
+                buf[:total - used] = buf[used:total]
+                filled = total - used
+                if frames is not None:
                     self.frames += len(frames)
                     yield frames
                 if final:

@@ -15,9 +15,11 @@ still open or recently closed -- not the capture.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -29,14 +31,43 @@ from .pcap import DEFAULT_CHUNK_BYTES, CaptureStream
 __all__ = ["ConnectionTracker", "StreamStats", "stream_connections"]
 
 
+class _Block:
+    """The segments of one analysis round, kept as they were made: carried connections are marked
+    gone instead of copied out, and a block is dropped once none of its connections is carried."""
+
+    def __init__(self, segments: TcpColumns, owner: np.ndarray, first_id: int, last_id: int) -> None:
+        self.segments = segments
+        self.owner = owner  # per segment: the id of its connection, all in first_id..last_id
+        self.alive = np.ones(len(owner), bool)
+        self.first_id = first_id
+        self.last_id = last_id
+        self.count = len(owner)
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray | None:
+        """A mask of the live segments owned by ``ids`` (None: none here)."""
+        ids = ids[(ids >= self.first_id) & (ids <= self.last_id)]
+        if not len(ids) or not self.count:
+            return None
+        wanted = np.zeros(self.last_id - self.first_id + 1, bool)
+        wanted[ids - self.first_id] = True
+        return wanted[self.owner - self.first_id] & self.alive
+
+    def forget(self, rows: np.ndarray) -> None:
+        self.alive &= ~rows
+        self.count = int(np.count_nonzero(self.alive))
+        if 0 < self.count < len(self.alive) // 2:  # mostly gone: copy the rest, free the rest
+            self.segments = self.segments.select(self.alive)
+            self.owner = self.owner[self.alive]
+            self.alive = np.ones(self.count, bool)
+
+
 class ConnectionTracker:
     """Feed it the TCP segments of a capture in order, chunk by chunk; it returns final connections."""
 
     def __init__(self) -> None:
         self.clock = -np.inf
-        self.segments: TcpColumns | None = None  # segments of carried connections
-        self.owner = np.zeros(0, np.int64)  # per carried segment: the id of its connection
-        self.table: ConnectionTable | None = None  # carried connections
+        self.blocks: list[_Block] = []  # segments of carried connections
+        self.table = ConnectionTable.empty()  # carried connections
         self.ids = np.zeros(0, np.int64)
         self.next_id = 0
 
@@ -49,39 +80,39 @@ class ConnectionTracker:
         now final, in order of their first segment, or None."""
         if len(t):
             self.clock = max(self.clock, float(t.clock[-1]))
-        if self.table is None or self.segments is None:
-            table, order = analyse(t)
-            segs, owner_rows = t, order
-            touched_segs = None
-        else:
-            # Carried connections whose 4-tuple appears again are classified anew with the new segments.
+        # Carried connections whose 4-tuple appears again are classified anew with the new segments.
+        parts = []
+        touched = np.zeros(len(self.ids), bool)
+        if len(self.ids) and len(t):
             new_keys = np.unique(tuple_keys(t.src_hi, t.src_lo, t.sport, t.dst_hi, t.dst_lo, t.dport))
             touched = np.isin(self.table.key, new_keys)
-            touched_segs = np.isin(self.owner, self.ids[touched])
-            sub = TcpColumns.concat([self.segments.select(touched_segs), t]) if touched_segs.any() else t
-            table, order = analyse(sub)
-            segs, owner_rows = sub, order
+            if touched.any():
+                for block in self.blocks:
+                    rows = block.rows_of(self.ids[touched])
+                    if rows is not None and rows.any():
+                        parts.append(block.segments.select(rows))
+                        block.forget(rows)
+        segs = TcpColumns.concat([*parts, t]) if parts else t
+        table, order = analyse(segs)
         ids = self.next_id + np.arange(len(table))
         self.next_id += len(table)
         owner = np.empty(len(segs), np.int64)
         # Sorted rows row_lo:row_hi of each connection are rows order[row_lo:row_hi] of segs.
         by_rows = np.argsort(table.row_lo, kind="stable")
-        owner[owner_rows] = np.repeat(ids[by_rows], (table.row_hi - table.row_lo)[by_rows])
-        if touched_segs is not None and self.table is not None and self.segments is not None:
-            keep = ~np.isin(self.ids, self.ids[touched])
-            table = ConnectionTable.concat([self.table.select(keep), table])
-            ids = np.concatenate([self.ids[keep], ids])
-            rest = ~touched_segs
-            segs = TcpColumns.concat([self.segments.select(rest), segs])
-            owner = np.concatenate([self.owner[rest], owner])
+        owner[order] = np.repeat(ids[by_rows], (table.row_hi - table.row_lo)[by_rows])
+        if len(segs):
+            self.blocks.append(_Block(segs, owner, int(ids[0]), int(ids[-1])))
+        table = ConnectionTable.concat([self.table.select(~touched), table])
+        ids = np.concatenate([self.ids[~touched], ids])
         silent = self.clock - table.last_time
         done = np.ones(len(table), bool) if final else \
             (silent > OPEN_QUIET_SECONDS) | (table.ended & (silent > CLOSED_QUIET_SECONDS))
         if done.any():
-            kept = ~np.isin(owner, ids[done])
-            self.segments, self.owner = segs.select(kept), owner[kept]
-        else:
-            self.segments, self.owner = segs, owner
+            for block in self.blocks:
+                rows = block.rows_of(ids[done])
+                if rows is not None:
+                    block.forget(rows)
+            self.blocks = [b for b in self.blocks if b.count]
         self.table, self.ids = table.select(~done), ids[~done]
         out = table.select(done)
         return out.select(np.argsort(out.first_frame, kind="stable")) if len(out) else None
@@ -110,7 +141,7 @@ def stream_connections(path: str | os.PathLike[str], chunk_bytes: int = DEFAULT_
     stats = StreamStats()
     capture = CaptureStream(path, chunk_bytes)
     tracker = ConnectionTracker()
-    for frames in capture:
+    for frames in read_ahead(capture):
         t = TcpColumns.from_frames(frames, tracker.clock)
         stats.cut_frames += int(np.count_nonzero(frames.caplen < frames.wirelen))
         stats.frames = capture.frames
@@ -133,6 +164,43 @@ def stream_connections(path: str | os.PathLike[str], chunk_bytes: int = DEFAULT_
     stats.open_connections = 0
     if on_chunk is not None:
         on_chunk(stats)
+
+
+T = TypeVar("T")
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def read_ahead(items: Iterable[T]) -> Iterator[T]:
+    """The items of ``items``, produced one ahead in a thread.
+
+    Why: reading and decoding the next chunk and classifying this one are about equal work, and
+    NumPy lets go of the interpreter lock in its copies, gathers and sorts, so on a second core the
+    two overlap. One chunk ahead at most: memory grows by one chunk, not more.
+    """
+    ahead: queue.Queue[object] = queue.Queue(maxsize=1)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                ahead.put(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            ahead.put(_Failed(exc))
+        else:
+            ahead.put(done)
+
+    threading.Thread(target=produce, name="netbed-trace-reader", daemon=True).start()
+    while True:
+        item = ahead.get()
+        if item is done:
+            return
+        if isinstance(item, _Failed):
+            raise item.error
+        yield item  # type: ignore[misc]
 
 
 def cut_warning(count: int) -> str:
