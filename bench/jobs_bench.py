@@ -49,7 +49,7 @@ def main() -> int:
             tn, vn = run_catalog(args.jobs, args.topo, Path(tmp) / f"r{n}-j{args.jobs}")
             same = v1 == vn
             same_all &= same
-            differ = [a[:3] for a, b in zip(v1, vn) if a != b]
+            differ = [(a[:2], sorted(set(a[3]) ^ set(b[3]))) for a, b in zip(v1, vn) if a != b]
             print(f"round {n + 1}: {len(v1)} runs; --jobs 1 {t1:.1f} s ({sum(v[2] for v in v1)} PASS), "
                   f"--jobs {args.jobs} {tn:.1f} s ({sum(v[2] for v in vn)} PASS); ×{t1 / tn:.2f} faster; "
                   f"verdicts identical: {same}" + (f"; differing: {differ}" if differ else ""))
