@@ -123,7 +123,8 @@ def time_sequence_svg(evidence: Evidence, conn, side: str, point: str) -> str:
             ack = rel(s.ack)
             acks.append((t, ack))
             wins.append((t, ack + (s.window << shift if not s.syn else s.window)))
-            for left, right in options.get(s.frame, None).sack if s.frame in options else []:
+            found = options.get(s.frame)
+            for left, right in found.sack if found is not None else []:
                 sacks.append([(t, rel(left)), (t, rel(right))])
     fig, ax = plt.subplots(figsize=SIZE)
     many = len(data) + len(acks) > RASTER_ABOVE

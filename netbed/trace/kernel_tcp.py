@@ -19,12 +19,11 @@ import json
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
+from netbed.capture.states import LOG as STATES_LOG
 from netbed.trace.model import Connection, Endpoint
 
 PROBE_FILE = "tcp_probe.csv"
 RETRANSMIT_FILE = "tcp_retransmit.csv"
-STATES_LOG = "states.txt"
-EVIDENCE = "evidence.json"
 SEQ_SPACE = 1 << 32
 # tcp_probe is stamped by the kernel's clock, the capture by tcpdump's: both near the same instant,
 # but not the same instant; a captured ACK "arrived before" a probe line within this slack
