@@ -10,7 +10,7 @@ from netbed.experiment import Evidence, Lab
 from netbed.network.shaping import limit_rate
 
 NAME = "bufferbloat"
-ORDER = 150
+ORDER = 300  # after the lecture's experiments: the claim is netbed's own
 CLAIM = "TCP协议传输数据之所以可靠地原因在于反馈机制"
 NETBED = ("Bufferbloat (netbed's own claim; the lecture has no line on it, and Mininet-HiFi's best-known "
           "reproduction is this one): TCP's feedback fills whatever queue sits at the bottleneck, so with a deep "
