@@ -21,29 +21,36 @@ from pathlib import Path
 
 from netbed import __version__, runfolder, runstate, topologies
 from netbed.capture import capture_all
+from netbed.capture.fidelity import FidelityMonitor
 from netbed.capture.states import LOG as STATES_LOG
-from netbed.capture.states import SocketSampler, StateTracer
+from netbed.capture.states import SocketSampler, StateTracer, keep_namespaces
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
 from netbed.network.custom import CustomTopology, folder_label
 from netbed.preflight import require_emulation
+from netbed.report.figures import write_figures
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
+from netbed.trace.kernel_tcp import write_kernel_tcp
 from netbed.verdict import RunResult, broken_run, check_dir, save
 
 
 def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, switch: str = "bridge",
                starting: Callable[[int, str, str], None] | None = None,
-               custom: CustomTopology | None = None) -> Iterator[RunResult]:
+               custom: CustomTopology | None = None, jobs: int = 1) -> Iterator[RunResult]:
     """Run each (experiment, topology) pair in turn, yielding each verdict as soon as it is known.
 
     `out` is the run folder of a single run, or the parent of the series' folders (default runs/).
     A series shares one run registration and one kernel state tracer, and bad input is reported
     before anything starts. `starting(n, experiment, topology)` is told as each run begins. With
-    `custom`, every run is on that user's Mininet topology.
+    `custom`, every run is on that user's Mininet topology. `jobs` > 1 runs that many at once
+    (`_run_parallel`).
     """
     with series_session(pairs, custom):
+        if jobs > 1 and len(pairs) > 1:
+            yield from _run_parallel(pairs, out, switch, jobs, starting, custom)
+            return
         for n, (exp, topo) in enumerate(pairs, 1):
             if out is not None and len(pairs) == 1:
                 run_out = out
@@ -52,6 +59,37 @@ def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, 
             if starting is not None:
                 starting(n, exp.name, topo)
             yield run_experiment(exp, topo, run_out, switch=switch, **({"custom": custom} if custom else {}))
+
+
+_PARALLEL: list[tuple[Experiment, str, Path, str, CustomTopology | None]] = []  # what forked workers run
+
+
+def _run_one(i: int) -> RunResult:
+    exp, topo, run_out, switch, custom = _PARALLEL[i]
+    return run_experiment(exp, topo, run_out, switch=switch, **({"custom": custom} if custom else {}))
+
+
+def _run_parallel(pairs: list[tuple[Experiment, str]], out: Path | None, switch: str, jobs: int,
+                  starting: Callable[[int, str, str], None] | None,
+                  custom: CustomTopology | None = None) -> Iterator[RunResult]:
+    """`jobs` runs at once, each in a forked worker process with namespaces of its own (every node and
+    switch of a netbed network is its own namespace, so runs never share a name). The series' one
+    tracer serves them all: each run keeps the lines of its own namespaces. Verdicts come back in the
+    order of `pairs`."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _PARALLEL[:] = [(exp, topo, new_run_dir(out or Path("runs"), exp.name, topo), switch, custom)
+                    for exp, topo in pairs]
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_run_one, i) for i in range(len(pairs))]
+            for n, ((exp, topo), future) in enumerate(zip(pairs, futures), 1):
+                if starting is not None:
+                    starting(n, exp.name, topo)
+                yield future.result()
+    finally:
+        _PARALLEL.clear()
 
 
 @contextmanager
@@ -169,20 +207,27 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
                 tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
             mark = shared.mark() if shared is not None else 0
             caps = capture_points(tb, client, server, out)
+            monitor = FidelityMonitor()
             with capture_all(tb, caps):
-                try:
-                    yield lab
-                finally:
-                    for prog in lab.programs.values():
-                        if prog.daemon:
-                            prog.stop()
+                with monitor:
+                    try:
+                        yield lab
+                    finally:
+                        for prog in lab.programs.values():
+                            if prog.daemon:
+                                prog.stop()
                 reports = {name: prog.report() for name, prog in lab.programs.items()}
+            facts["fidelity"] = monitor.facts()
             facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
+            namespaces = {int(ino) for ino in facts["netns"]}
             if shared is not None:
-                shared.copy_since(mark, out / STATES_LOG)
+                shared.copy_since(mark, out / STATES_LOG, namespaces)
             else:
                 tracer.stop()
+                if isinstance(tracer, StateTracer):
+                    keep_namespaces(out / STATES_LOG, namespaces)
             facts["states"] = tracer.facts()
+            write_kernel_tcp(out, facts["netns"], facts["states"]["clock_offset"])
             Evidence(out, experiment, topo.to_json(), [c.describe() for c in caps], reports, facts).save()
     finally:
         if shared is None:
@@ -220,6 +265,7 @@ def write_result(directory: Path, result: RunResult) -> None:
     evidence = Evidence.load(directory)
     save(directory, result)
     write_ladder_files(evidence)
+    write_figures(evidence)
     manifest = {
         "netbed_version": __version__,
         "git_commit": _git_commit(),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from experiments import bufferbloat
+from experiments.bufferbloat import run as bufferbloat_run
 from experiments.cross_lan import run as cross_lan_run  # the real one: the test replaces the module's
 from netbed.experiment import DEFAULT_PORT
 from netbed.programs import HTTPD
@@ -282,7 +284,29 @@ def ftp_as_http(lab):
 
 
 # experiment: [(sabotaged run, names of the assertions it must fail), …]
+def bufferbloat_with_the_shallow_queue_twice(lab):
+    """No deep queue: the "deep" phase runs with the shallow FIFO too, so nothing bloats."""
+    saved = dict(bufferbloat.QUEUES)
+    bufferbloat.QUEUES["deep"] = bufferbloat.QUEUES["shallow"]
+    try:
+        bufferbloat_run(lab)
+    finally:
+        bufferbloat.QUEUES.update(saved)
+
+
+def bufferbloat_with_bbr(lab):
+    """BBR paces at the bottleneck's rate and keeps the deep queue nearly empty: no bloat, no sawtooth."""
+    saved = bufferbloat.CONGESTION_CONTROL
+    bufferbloat.CONGESTION_CONTROL = "bbr"
+    try:
+        bufferbloat_run(lab)
+    finally:
+        bufferbloat.CONGESTION_CONTROL = saved
+
+
 SABOTAGE = {
+    "bufferbloat": [(bufferbloat_with_the_shallow_queue_twice, [bufferbloat.BLOAT]),
+                    (bufferbloat_with_bbr, [bufferbloat.DEEP_PING, bufferbloat.BLOAT])],
     "handshake": [(handshake_losing_the_syn_ack, ["three segments open it (client side)"]),
                   (handshake_through_a_port_redirect,
                    ["the server's port, as captured at both ends, is the one its socket is bound to"])],

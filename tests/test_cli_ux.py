@@ -135,7 +135,8 @@ def test_run_html_writes_the_page_of_the_runs_that_finished_when_interrupted(fak
     assert cli.main(["run", "--all", "--topo", "wan", "--out", str(tmp_path), "--html", str(page)]) == 130
     text = page.read_text()
     assert f"Incomplete: 2 of the {len(wan_experiments())} planned runs finished" in text
-    assert text.count("<svg") == 2
+    # two ladders, and the figures (time-sequence, cwnd) of the runs that carried data
+    assert text.count('class="rp-ladder"') == 2 and text.count("<svg") == 2 + text.count('class="rp-figure"')
 
 
 def test_run_html_into_a_folder_is_refused_before_anything_runs(fake_runs, tmp_path, capsys):
@@ -219,5 +220,6 @@ def test_live_run_writes_a_report_page_with_its_ladder(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.rstrip().endswith(f"report: {page}")
     text = page.read_text()
-    assert text.count("<svg") == 1 and 'class="rp-verdict rp-pass"' in text
+    assert text.count('class="rp-ladder"') == 1 and 'class="rp-verdict rp-pass"' in text
+    assert text.count("<svg") == 1 + text.count('class="rp-figure"')
     assert 'href="../run/client.pcap"' in text

@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with progress_for(quiet=args.json, total=len(pairs), stream=sys.stderr) as progress:
             for result in runner.run_series(pairs, args.out, switch=args.switch, starting=progress.start,
-                                            custom=custom):
+                                            custom=custom, jobs=args.jobs):
                 progress.done(result)
                 results.append(result)
     finally:  # an interrupted --all still leaves a page of the runs that finished, marked incomplete

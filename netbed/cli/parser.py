@@ -109,6 +109,16 @@ def _switches(**_: Any) -> list[str]:
     return list(SWITCHES)
 
 
+MAX_JOBS = 64
+
+
+def _jobs(text: str) -> int:
+    """--jobs N: a whole number of parallel runs, 1..MAX_JOBS."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"--jobs must be a whole number from 1 to {MAX_JOBS}, not {text!r}")
+    return int(text)
+
+
 def _complete(action: argparse.Action, completer: Any) -> argparse.Action:
     action.completer = completer  # type: ignore[attr-defined]  # read by argcomplete
     return action
@@ -140,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
     _complete(p.add_argument("--switch", default="bridge", help="bridge (default) or ovs"), _switches)
     p.add_argument("--json", action="store_true", help="print the result as JSON (and nothing else)")
+    p.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="run N experiments at once (with --all)")
     p.add_argument("--html", type=Path, metavar="FILE",
                    help="also write one self-contained HTML page: verdicts, claims, ladders, states, pcap links")
     p.add_argument("--junit", type=Path, metavar="FILE", help="claim files: also write JUnit XML (one test case each)")
