@@ -125,8 +125,12 @@ class ConnectionTracker:
             table, ids = merged.select(by_first), np.concatenate([ids[~again], redo_ids])[by_first]
         else:
             self._add_block(t, owner, ids, None)
-        table = ConnectionTable.concat([self.table.select(~touched), table])
-        ids = np.concatenate([self.ids[~touched], ids])
+        if touched.any():
+            table = ConnectionTable.concat([self.table.select(~touched), table])
+            ids = np.concatenate([self.ids[~touched], ids])
+        else:
+            table = ConnectionTable.concat([self.table, table])
+            ids = np.concatenate([self.ids, ids])
         silent = self.clock - table.last_time
         done = np.ones(len(table), bool) if final else \
             (silent > OPEN_QUIET_SECONDS) | (table.ended & (silent > CLOSED_QUIET_SECONDS))
