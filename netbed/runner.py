@@ -19,13 +19,14 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from netbed import __version__, runstate, topologies
+from netbed import __version__, runfolder, runstate, topologies
 from netbed.capture import capture_all
 from netbed.capture.states import LOG as STATES_LOG
 from netbed.capture.states import SocketSampler, StateTracer
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
+from netbed.network.custom import CustomTopology, folder_label
 from netbed.preflight import require_emulation
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
@@ -33,14 +34,16 @@ from netbed.verdict import RunResult, broken_run, check_dir, save
 
 
 def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, switch: str = "bridge",
-               starting: Callable[[int, str, str], None] | None = None) -> Iterator[RunResult]:
+               starting: Callable[[int, str, str], None] | None = None,
+               custom: CustomTopology | None = None) -> Iterator[RunResult]:
     """Run each (experiment, topology) pair in turn, yielding each verdict as soon as it is known.
 
     `out` is the run folder of a single run, or the parent of the series' folders (default runs/).
     A series shares one run registration and one kernel state tracer, and bad input is reported
-    before anything starts. `starting(n, experiment, topology)` is told as each run begins.
+    before anything starts. `starting(n, experiment, topology)` is told as each run begins. With
+    `custom`, every run is on that user's Mininet topology.
     """
-    with series_session(pairs):
+    with series_session(pairs, custom):
         for n, (exp, topo) in enumerate(pairs, 1):
             if out is not None and len(pairs) == 1:
                 run_out = out
@@ -48,16 +51,17 @@ def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, 
                 run_out = new_run_dir(out or Path("runs"), exp.name, topo)
             if starting is not None:
                 starting(n, exp.name, topo)
-            yield run_experiment(exp, topo, run_out, switch=switch)
+            yield run_experiment(exp, topo, run_out, switch=switch, **({"custom": custom} if custom else {}))
 
 
 @contextmanager
-def series_session(pairs: list[tuple[Experiment, str]]) -> Iterator[None]:
+def series_session(pairs: list[tuple[Experiment, str]], custom: CustomTopology | None = None) -> Iterator[None]:
     """What several runs share (a single run sets up its own in `run_experiment`)."""
     if len(pairs) <= 1:
         yield
         return
-    topologies.build(pairs[0][1])  # bad input is reported before anything starts
+    if custom is None:  # a custom topology was loaded and checked already
+        topologies.build(pairs[0][1])  # bad input is reported before anything starts
     require_emulation("tcpdump")
     with runstate.owned(sys.argv), shared_state_tracer():
         yield
@@ -65,27 +69,43 @@ def series_session(pairs: list[tuple[Experiment, str]]) -> Iterator[None]:
 
 def new_run_dir(base: Path, experiment: str, topology: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    topology = folder_label(topology)  # a Mininet topology's arguments: tree,depth=2 -> tree-depth-2
     for n in range(1000):
         path = base / f"{stamp}-{experiment}-{topology}" if n == 0 else base / f"{stamp}-{experiment}-{topology}-{n}"
         try:
-            path.mkdir(parents=True)
-            return path
+            return runfolder.start(path, exist_ok=False)
         except FileExistsError:
             continue
     raise NetbedError(f"cannot make a run folder under {base}")
 
 
-def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bridge") -> RunResult:
-    """Run `exp` live on `topology`, save its evidence in `out`, and return the checked result."""
-    if topology not in exp.topologies:
-        raise NetbedError(f"experiment {exp.name} runs on {', '.join(exp.topologies)}, not {topology}")
-    topo = topologies.build(topology)
+def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bridge",
+                   custom: CustomTopology | None = None) -> RunResult:
+    """Run `exp` live on `topology` (or on a user's Mininet topology), save its evidence in `out`, and
+    return the checked result. A folder that cannot be written is one line, the folder marked incomplete."""
+    if custom is None:
+        if topology not in exp.topologies:
+            raise NetbedError(f"experiment {exp.name} runs on {', '.join(exp.topologies)}, not {topology}")
+        network: Topology | CustomTopology = topologies.build(topology)
+    else:
+        require_any_topology(exp)
+        network = custom
     require_emulation("tcpdump")
-    out.mkdir(parents=True, exist_ok=True)
+    runfolder.start(out)
+    try:
+        result = _run_and_check(exp, topology, network, out, switch)
+    except OSError as exc:  # the disk filled up, the folder vanished: the machine's problem, said in one line
+        raise runfolder.write_failed(out, exc) from None
+    runfolder.finish(out)
+    return result
+
+
+def _run_and_check(exp: Experiment, topology: str, network: Topology | CustomTopology, out: Path,
+                   switch: str) -> RunResult:
     began = time.monotonic()
     try:
         with runstate.owned(sys.argv):
-            tb = _run_live(exp, topo, out, switch)
+            tb = _run_live(exp, network, out, switch)
     except NetbedError as exc:  # the run itself broke down (a program hung, a state never came): a FAIL
         result = broken_run(exp.name, topology, out, str(exc))
         result.duration = round(time.monotonic() - began, 3)
@@ -98,7 +118,20 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
     return result
 
 
-def _run_live(exp: Experiment, topo: Topology, out: Path, switch: str) -> Testbed:
+def require_any_topology(exp: Experiment) -> None:
+    """A user's topology suits the experiments that run on every topology of netbed's own (IPv4 ones)."""
+    if set(topologies.TOPOLOGIES) <= set(exp.topologies) and not getattr(exp.module, "IPV6", False):
+        return
+    from netbed.experiment import catalog
+
+    fit = [e.name for e in catalog() if set(topologies.TOPOLOGIES) <= set(e.topologies)
+           and not getattr(e.module, "IPV6", False)]
+    why = ("it needs the IPv6 addresses netbed gives its own topologies" if getattr(exp.module, "IPV6", False)
+           else f"it is made for {', '.join(exp.topologies)} only")
+    raise NetbedError(f"experiment {exp.name} does not run on a custom topology ({why}); these do: {', '.join(fit)}")
+
+
+def _run_live(exp: Experiment, topo: Topology | CustomTopology, out: Path, switch: str) -> Testbed:
     """network → programs → capture (and kernel states): everything that needs the kernel."""
     with lab_session(topo, out, experiment=exp.name, switch=switch, ipv6=getattr(exp.module, "IPV6", False)) as lab:
         exp.run(lab)
@@ -106,21 +139,24 @@ def _run_live(exp: Experiment, topo: Topology, out: Path, switch: str) -> Testbe
 
 
 @contextmanager
-def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch: str = "bridge",
+def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str = "custom", switch: str = "bridge",
                 ipv6: bool = False) -> Iterator[Lab]:
     """A live lab on `topo`: kernel state tracing, the testbed, captures on the client-server path.
 
     Inside the block, start programs with the Lab; on leaving it, servers that serve until told
     are stopped, the captures flushed and closed, and everything `check` needs is saved in `out`
-    (load it with `Evidence.load(out)`). The first host is the client, the last the server.
+    (load it with `Evidence.load(out)`). The first host is the client, the last the server (a
+    custom topology may name them).
     """
     out.mkdir(parents=True, exist_ok=True)
     shared = _SHARED_TRACER
     # bpftrace attaches while the network is built (NETBED_STATES=ss: the sampling fallback instead)
     tracer = shared or StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
     try:
-        with Testbed(topo, switch=switch, ipv6=ipv6) as tb:
-            client, server = topo.hosts[0].name, topo.hosts[-1].name
+        custom = topo if isinstance(topo, CustomTopology) else None
+        with custom.testbed(ipv6) if custom else Testbed(topo, switch=switch, ipv6=ipv6) as tb:
+            topo = tb.topology
+            client, server = custom.ends(topo) if custom else (topo.hosts[0].name, topo.hosts[-1].name)
             lab = Lab(tb, out, client, server)
             facts = lab.facts
             facts["client_host"], facts["server_host"] = client, server
@@ -231,8 +267,19 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def plan(name: str | None, topology: str | None, all_: bool) -> list[tuple[Experiment, str]]:
-    """The (experiment, topology) pairs a `netbed run` invocation asks for."""
+def plan(name: str | None, topology: str | None, all_: bool,
+         custom: CustomTopology | None = None) -> list[tuple[Experiment, str]]:
+    """The (experiment, topology) pairs a `netbed run` invocation asks for (on `custom`, if given)."""
+    if custom is not None:
+        if all_:
+            from netbed.experiment import catalog
+
+            return [(e, custom.label) for e in catalog() if set(topologies.TOPOLOGIES) <= set(e.topologies)
+                    and not getattr(e.module, "IPV6", False)]
+        if name is None:
+            raise NetbedError("name an experiment (see `netbed list`) or use --all")
+        require_any_topology(get(name))
+        return [(get(name), custom.label)]
     if topology is not None:
         topologies.module(topology)  # validates the name
     if all_:
