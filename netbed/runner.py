@@ -40,6 +40,9 @@ def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, 
     A series shares one run registration and one kernel state tracer, and bad input is reported
     before anything starts. `starting(n, experiment, topology)` is told as each run begins.
     """
+    if pairs:  # bad input and a missing root are one line before any run folder is made
+        topologies.build(pairs[0][1])
+        require_emulation("tcpdump")
     with series_session(pairs):
         for n, (exp, topo) in enumerate(pairs, 1):
             if out is not None and len(pairs) == 1:
@@ -57,8 +60,6 @@ def series_session(pairs: list[tuple[Experiment, str]]) -> Iterator[None]:
     if len(pairs) <= 1:
         yield
         return
-    topologies.build(pairs[0][1])  # bad input is reported before anything starts
-    require_emulation("tcpdump")
     with runstate.owned(sys.argv), shared_state_tracer():
         yield
 
@@ -72,6 +73,8 @@ def new_run_dir(base: Path, experiment: str, topology: str) -> Path:
             return path
         except FileExistsError:
             continue
+        except OSError as exc:  # a runs/ the user may not write (root's, read-only): one line
+            raise NetbedError(f"cannot make a run folder under {base}: {exc.strerror}") from None
     raise NetbedError(f"cannot make a run folder under {base}")
 
 
@@ -81,7 +84,10 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
         raise NetbedError(f"experiment {exp.name} runs on {', '.join(exp.topologies)}, not {topology}")
     topo = topologies.build(topology)
     require_emulation("tcpdump")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NetbedError(f"cannot make the run folder {out}: {exc.strerror}") from None
     began = time.monotonic()
     try:
         with runstate.owned(sys.argv):

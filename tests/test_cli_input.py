@@ -1,6 +1,7 @@
 """Bad input: one clear line, exit code 2, no traceback, nothing created."""
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import NETBED, REPO, netbed
@@ -47,6 +48,31 @@ def test_not_root_is_told_to_use_sudo():
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == "netbed: building emulated networks needs root: run it with sudo"
+
+
+@pytest.mark.netbed
+@pytest.mark.parametrize("args", [["run", "handshake"], ["run", "handshake", "--json"], ["run", "--all"]])
+def test_not_root_in_a_checkout_whose_runs_is_roots(args, tmp_path):
+    """The first command a user types, without sudo, where runs/ is root's: one line, not a traceback."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    runs = tmp_path / "runs"
+    runs.mkdir()  # root's, 0755: nobody may not make a run folder in it
+    tmp_path.chmod(0o755)
+    res = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *NETBED, *args],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.strip() == "netbed: building emulated networks needs root: run it with sudo"
+    assert res.stdout == "" and list(runs.iterdir()) == []
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line():
+    from netbed.errors import NetbedError
+    from netbed.runner import new_run_dir
+
+    with pytest.raises(NetbedError, match="cannot make a run folder under /proc/sys/netbed-runs: "):
+        new_run_dir(Path("/proc/sys/netbed-runs"), "handshake", "lan")  # even root cannot mkdir there
 
 
 def test_list_names_each_experiment_with_its_claim_and_topologies():
