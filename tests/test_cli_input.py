@@ -33,10 +33,12 @@ def test_trace_on_a_non_pcap_file_is_one_line(tmp_path):
     bad.write_text("this is not a capture\n")
     empty = tmp_path / "empty.pcap"
     empty.write_bytes(b"")
-    for path in (bad, empty):
-        res = netbed("trace", str(path))
-        assert res.returncode == 2 and "Traceback" not in res.stderr
-        assert len(res.stderr.strip().splitlines()) == 1
+    for path in (bad, empty, Path("/dev/null")):
+        for json_flag in ([], ["--json"]):
+            res = netbed("trace", str(path), *json_flag)
+            assert res.returncode == 2 and "Traceback" not in res.stderr
+            assert len(res.stderr.strip().splitlines()) == 1
+            assert res.stdout == ""  # no table head, no half a JSON document before the error
 
 
 @pytest.mark.netbed
