@@ -19,6 +19,11 @@ from conftest import NETBED, REPO, netbed
     (["run"], "name an experiment"),
     (["trace", "/nonexistent.pcap"], "no such file"),
     (["check", "/tmp"], "is not a netbed run folder"),
+    # argparse's own errors: one line naming the subcommand, not the top level's usage first
+    (["run", "handshake", "--hosts", "0"], "netbed run: unrecognized arguments: --hosts 0 (see netbed run --help)"),
+    (["topo", "lan", "--switch", "foo"], "netbed topo: argument --switch: invalid choice: 'foo'"),
+    (["trace"], "netbed trace: the following arguments are required: pcap"),
+    (["frobnicate"], "netbed: argument COMMAND: invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(args, message):
     res = netbed(*args)
