@@ -15,7 +15,9 @@ side by side.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Protocol
 
@@ -86,6 +88,22 @@ class Expect:
     """Collects the assertions of one experiment; each records expected vs. observed."""
 
     assertions: list[Assertion] = field(default_factory=list)
+    # why this run's timing cannot be trusted (None: the machine kept up); see `timing`
+    fidelity_lost: str | None = None
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        """Assertions made inside depend on timing: on a run whose fidelity was lost, each is refused
+        (failed, saying why), whatever it observed — a slow machine's delays are not the network's."""
+        first = len(self.assertions)
+        yield
+        if self.fidelity_lost is None:
+            return
+        for i in range(first, len(self.assertions)):
+            a = self.assertions[i]
+            self.assertions[i] = replace(a, passed=False, detail=f"refused: timing-dependent, and this run's "
+                                                                 f"fidelity was lost ({self.fidelity_lost}); "
+                                                                 f"observed: {a.detail}")
 
     @property
     def passed(self) -> bool:

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delay", metavar="MS", help="delay on every host's link, each way (needs sch_netem)")
     parser.add_argument("--jitter", metavar="MS", help="delay variation (needs sch_netem and --delay)")
     parser.add_argument("--loss", metavar="PCT", help="packet loss on every host's link, each way (netem or iptables)")
+    parser.add_argument("--bw", metavar="MBIT", help="rate limit (Mbit/s) on every link, each way (HTB)")
+    parser.add_argument("--queue", metavar="PACKETS", help="queue behind each rate limit, in packets (needs --bw)")
 
 
 def topology_from_args(name: str, args: argparse.Namespace) -> Topology:
@@ -69,7 +71,7 @@ def run_topology(name: str, args: argparse.Namespace) -> int:
     topo = topology_from_args(name, args)
     args.test = choose_test(topo, args.test)
     require_emulation()
-    shape = shaping.parse_shape(args.delay, args.jitter, args.loss)
+    shape = shaping.parse_shape(args.delay, args.jitter, args.loss, args.bw, args.queue)
     out = sys.stdout
     with runstate.owned(sys.argv), Testbed(topo, switch=args.switch) as tb:
         shaping.apply(tb, shape)

@@ -25,6 +25,10 @@ from netbed.experiment import EVIDENCE, Evidence, catalog, get
 RESULT = "result.json"
 LADDER_TEXT = "ladder.txt"
 LADDER_SVG = "ladder.svg"
+# the pictures beside the ladder (netbed/report/figures.py draws them; docs/research.md)
+TSEQ_SVG = "tseq.svg"
+CWND_SVG = "cwnd.svg"
+EXPERIMENT_SVG = "figure.svg"  # an experiment's own figure (bufferbloat: RTT over time)
 SIDES = ("client", "server")
 
 Check = Callable[[Evidence, Expect], None]
@@ -49,6 +53,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     duration: float | None = None
     build_seconds: float | None = None
+    fidelity: dict[str, Any] | None = None  # fidelity_of: {"kept", "reasons", "record"}; None: not recorded
 
     @property
     def failed(self) -> list[Assertion]:
@@ -59,7 +64,7 @@ class RunResult:
             "experiment": self.experiment, "topology": self.topology, "passed": self.passed,
             "assertions": [a.to_json() for a in self.assertions], "artifacts": self.artifacts,
             "connections": self.connections, "main_connection": self.main_connection, "states": self.states,
-            "states_source": self.states_source, "warnings": self.warnings,
+            "states_source": self.states_source, "warnings": self.warnings, "fidelity": self.fidelity,
         }
         for key in ("duration", "build_seconds"):
             if getattr(self, key) is not None:
@@ -81,7 +86,7 @@ class RunResult:
             main_connection=data.get("main_connection"),
             states={side: list((data.get("states") or {}).get(side) or []) for side in SIDES},
             states_source=data.get("states_source"), warnings=list(data.get("warnings") or []),
-            duration=data.get("duration"), build_seconds=data.get("build_seconds"))
+            duration=data.get("duration"), build_seconds=data.get("build_seconds"), fidelity=data.get("fidelity"))
 
 
 def check_evidence(evidence: Evidence, check: Check | None = None) -> RunResult:
@@ -94,6 +99,9 @@ def check_evidence(evidence: Evidence, check: Check | None = None) -> RunResult:
     if check is None:
         check = get(evidence.experiment).check
     expect = Expect()
+    fidelity = fidelity_of(evidence)
+    if fidelity is not None and not fidelity["kept"]:
+        expect.fidelity_lost = "; ".join(fidelity["reasons"])
     for cap in evidence.captures:
         if "received" in cap:  # tcpdump's own count of what the kernel handed it
             expect.that(f"the {cap['point']} capture kept every packet",
@@ -119,7 +127,42 @@ def check_evidence(evidence: Evidence, check: Check | None = None) -> RunResult:
         connections=[c.to_json() for c in trace.connections],
         main_connection=main.to_json() if main is not None else None,
         states={side: evidence.states(side) for side in SIDES},
-        states_source=(evidence.facts.get("states") or {}).get("source"), warnings=list(trace.warnings))
+        states_source=(evidence.facts.get("states") or {}).get("source"), warnings=list(trace.warnings),
+        fidelity=fidelity)
+
+
+# A run kept its fidelity when the machine kept up (docs/research.md): the kernel's record and the
+# captures are whole, and the programs' timers woke close to when they asked.
+SLIP_P99_MS = 20.0  # a timer 20 ms late at the 99th percentile: delays of that size are the machine's
+SLIP_MAX_MS = 200.0
+# The CPU idle share is recorded and shown, not judged: a machine with no idle time (other work at
+# lower need) can still serve every timer on time; what saturation costs shows in the slip and drops.
+
+
+def fidelity_of(evidence: Evidence) -> dict[str, Any] | None:
+    """Judge a run's fidelity record: {"kept": bool, "reasons": [why not], "record": the measurements}."""
+    record = dict(evidence.facts.get("fidelity") or {})
+    if not record:
+        return None
+    states = evidence.facts.get("states") or {}
+    lost = 0
+    if states.get("source") == "bpftrace" and states.get("file"):
+        path = evidence.directory / states["file"]
+        if path.exists():
+            lost = sum(int(line.split()[1]) for line in path.read_text(errors="replace").splitlines()
+                       if line.startswith("Lost ") and line.split()[1].isdigit())
+    record["tracer_lost_events"] = lost
+    record["capture_dropped"] = sum(int(c.get("dropped") or 0) for c in evidence.captures)
+    reasons = []
+    slip = record.get("timer_slip_ms") or {}
+    if lost:
+        reasons.append(f"the tracer lost {lost} events")
+    if record["capture_dropped"]:
+        reasons.append(f"the captures dropped {record['capture_dropped']} packets")
+    if (slip.get("p99") or 0) > SLIP_P99_MS or (slip.get("max") or 0) > SLIP_MAX_MS:
+        reasons.append(f"timers woke late: {record.get('timer_tick_ms')} ms sleeps were {slip.get('p99')} ms late at "
+                       f"the 99th percentile, {slip.get('max')} ms at worst (limits {SLIP_P99_MS:g}, {SLIP_MAX_MS:g})")
+    return {"kept": not reasons, "reasons": reasons, "record": record}
 
 
 def check_dir(directory: Path) -> RunResult:

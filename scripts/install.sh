@@ -37,6 +37,9 @@ declare -A wanted=(
   [ping]=iputils-ping [bpftrace]=bpftrace [tshark]=tshark [curl]=curl [ss]=iproute2
   [ifconfig]=net-tools [ethtool]=ethtool [pgrep]=procps [make]=make
   [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby [shellcheck]=shellcheck [zsh]=zsh
+  # the dhcp experiment: a real DHCP server (dnsmasq-base: the binary, no system service that would
+  # start on the machine) and a real DHCP client (busybox's udhcpc), both run only inside hosts
+  [dnsmasq]=dnsmasq-base [busybox]=busybox [setpriv]=util-linux
 )
 missing=()
 if [ "${NETBED_WITH_BROWSER:-1}" != 0 ]; then

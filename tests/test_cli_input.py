@@ -78,7 +78,7 @@ def test_a_run_folder_that_cannot_be_made_is_one_line():
     from netbed.errors import NetbedError
     from netbed.runner import new_run_dir
 
-    with pytest.raises(NetbedError, match="cannot make a run folder under /proc/sys/netbed-runs: "):
+    with pytest.raises(NetbedError, match="cannot make run folder /proc/sys/netbed-runs/"):
         new_run_dir(Path("/proc/sys/netbed-runs"), "handshake", "lan")  # even root cannot mkdir there
 
 

@@ -15,7 +15,8 @@ from conftest import REPO
 
 # lowest first; a module belongs to the stage of its longest matching name
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("netbed", "netbed.errors", "netbed.privileges", "netbed.preflight", "netbed.runstate")),
+    ("base", ("netbed", "netbed.errors", "netbed.privileges", "netbed.preflight", "netbed.runstate",
+              "netbed.runfolder")),
     ("spec", ("netbed.spec", "netbed.topologies")),
     ("network", ("netbed.network",)),
     ("programs", ("netbed.programs",)),
@@ -23,7 +24,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("trace", ("netbed.trace",)),
     ("expect", ("netbed.expect", "netbed.experiment", "netbed.verdict")),
     ("report", ("netbed.report",)),
-    ("commands", ("netbed.runner", "netbed.cli", "netbed.topo_cli", "netbed.pytest_plugin")),
+    ("commands", ("netbed.runner", "netbed.cli", "netbed.topo_cli", "netbed.pytest_plugin", "netbed.custom_topo",
+                  "netbed.lab")),
 ]
 
 

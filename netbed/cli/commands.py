@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netbed import topo_cli, topologies
+from netbed import custom_topo, lab, topo_cli, topologies
 from netbed.cli.parser import build_parser
 from netbed.errors import NetbedError, exit_code_of
 
@@ -46,6 +46,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_topo(args: argparse.Namespace) -> int:
+    chosen = custom_topo.wanted(args.name, args.topo, args.custom)
+    if chosen is not None:
+        return custom_topo.run_topology(args, chosen)
+    if args.name is None:
+        raise NetbedError(f"name a topology: one of {', '.join(topologies.TOPOLOGIES)}, or --topo/--custom")
     topologies.module(args.name)
     return topo_cli.run_topology(args.name, args)
 
@@ -77,15 +82,21 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from netbed import runner
     from netbed.cli.progress import progress_for
+    from netbed.preflight import require_emulation
     from netbed.report.text import print_table, result_text
+    from netbed.runfolder import check_base
 
-    pairs = runner.plan(args.name, args.topo, args.all)
+    custom = custom_topo.from_run_args(args)
+    pairs = runner.plan(args.name, None if custom else args.topo, args.all, custom)
+    require_emulation("tcpdump")  # before anything touches the disk
+    check_base(args.out or Path("runs"), "--out" if args.out else "run folder")
     if args.html is not None:
         check_writable(args.html)  # before minutes of runs, not after
     results: list[RunResult] = []
     try:
         with progress_for(quiet=args.json, total=len(pairs), stream=sys.stderr) as progress:
-            for result in runner.run_series(pairs, args.out, switch=args.switch, starting=progress.start):
+            for result in runner.run_series(pairs, args.out, switch=args.switch, starting=progress.start,
+                                            custom=custom, jobs=args.jobs):
                 progress.done(result)
                 results.append(result)
     finally:  # an interrupted --all still leaves a page of the runs that finished, marked incomplete
@@ -108,8 +119,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from netbed.report.text import result_text
+    from netbed.runfolder import require_complete
     from netbed.verdict import check_dir
 
+    require_complete(args.dir)
     result = check_dir(args.dir)
     if args.json:
         summary = result.summary()
@@ -123,7 +136,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from netbed.report.folder import show_dir
     from netbed.report.text import show_text
+    from netbed.runfolder import require_complete
 
+    require_complete(args.dir)
     shown = show_dir(args.dir)
     if args.json:
         print(json.dumps(shown.to_json(), indent=2, ensure_ascii=False))
@@ -184,5 +199,5 @@ def write_report(results: list[RunResult], path: Path, planned: int | None = Non
         raise NetbedError(f"cannot write {path}: {exc.strerror}") from None
 
 
-COMMANDS = {"clean": cmd_clean, "topo": cmd_topo, "list": cmd_list, "trace": cmd_trace, "run": cmd_run,
+COMMANDS = {"clean": cmd_clean, "topo": cmd_topo, "lab": lab.main, "list": cmd_list, "trace": cmd_trace, "run": cmd_run,
             "check": cmd_check, "show": cmd_show, "report": cmd_report, "completion": cmd_completion}

@@ -14,6 +14,7 @@ from netbed.errors import NetbedError
 from netbed.experiment import EVIDENCE, Evidence
 from netbed.report.ladder import Ladder, build_ladder, render_text
 from netbed.report.svg import render_svg
+from netbed.runfolder import INCOMPLETE, require_complete
 from netbed.verdict import LADDER_SVG, LADDER_TEXT, SIDES, RunResult, result_of_dir
 
 
@@ -62,13 +63,16 @@ def write_ladder_files(evidence: Evidence) -> None:
 
 
 def run_dirs(paths: Iterable[Path]) -> list[Path]:
-    """The run folders named by `paths`: a run folder itself, or a folder of run folders (``runs/``)."""
+    """The run folders named by `paths`: a run folder itself, or a folder of run folders (``runs/``).
+
+    Inside a folder of run folders, those whose run never finished writing them (INCOMPLETE) are left out."""
     found: list[Path] = []
     for path in map(Path, paths):
         if _is_run(path):
+            require_complete(path)
             found.append(path)
         elif path.is_dir():
-            inside = sorted(p for p in path.iterdir() if _is_run(p))
+            inside = sorted(p for p in path.iterdir() if _is_run(p) and not (p / INCOMPLETE).exists())
             if not inside:
                 raise NetbedError(f"{path} is neither a netbed run folder nor a folder of run folders "
                                   f"(no {EVIDENCE} in it or below it)")
