@@ -76,3 +76,5 @@ def test_the_summary_line_reads_as_english():
     assert res.stdout.startswith("multi-lan: 4 hosts, 1 router, 2 switches built in "), res.stdout
     res = netbed("topo", "lan", "--hosts", "1", "--test", "none")
     assert res.stdout.startswith("lan: 1 host, 0 routers, 1 switch built in "), res.stdout
+    res = netbed("topo", "--topo", "single,1", "--test", "none")  # Mininet's built-in, Mininet's build
+    assert res.stdout.startswith("single,1: 1 host, 0 routers, 1 switch built by Mininet in "), res.stdout
