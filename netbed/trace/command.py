@@ -110,9 +110,13 @@ def run(capture: str | os.PathLike[str], as_json: bool = False, out: TextIO | No
         progress.update(s)
 
     count = 0
+    head = JSON_HEAD if as_json else table_head()
     try:
-        out.write(JSON_HEAD if as_json else table_head())
+        # the head waits for the first connection (or the end): an empty or foreign file is one line
+        # on stderr and nothing on stdout, never a table head or half a JSON document
         for table in stream_connections(name, chunk_bytes, on_chunk):
+            out.write(head)
+            head = ""
             if as_json:
                 lines = json_lines(table)
                 text = ",\n  ".join(lines)
@@ -127,6 +131,7 @@ def run(capture: str | os.PathLike[str], as_json: bool = False, out: TextIO | No
         raise NetbedError(f"cannot read {name}: {exc.strerror or exc}") from None
     finally:
         progress.close()
+    out.write(head)
     if as_json:
         out.write(json_tail(count > 0, stats.warnings))
     else:
