@@ -18,7 +18,7 @@ from netbed.network import shaping
 from netbed.network.custom import BUILTIN_TOPOS, CustomTopology, custom_topology, end_hosts, is_mininet_name
 from netbed.preflight import require_emulation
 from netbed.spec import Node, Topology
-from netbed.topo_cli import choose_test, reachability
+from netbed.topo_cli import choose_test, counted, reachability
 
 CUSTOM_HELP = "read `topos = {name: Topo class or function}` from this .py file, as `mn --custom` does"
 
@@ -102,8 +102,8 @@ def run_topology(args: argparse.Namespace, chosen: str) -> int:
         shaping.apply(tb, shape)
         topo = tb.topology
         stp = " (spanning tree on: the switches form a loop)" if tb.stp else ""
-        print(f"{chosen}: {len(topo.hosts)} hosts, {len(topo.routers)} routers, {len(tb.net.switches)} switches "
-              f"built by Mininet in {tb.timings.build:.2f} s{stp}", file=out)
+        print(f"{chosen}: {counted(len(topo.hosts), 'host')}, {counted(len(topo.routers), 'router')}, "
+              f"{counted(len(tb.net.switches), 'switch')} built by Mininet in {tb.timings.build:.2f} s{stp}", file=out)
         began = time.monotonic()
         passed, text = reachability(tb, args.test)
         test_time = time.monotonic() - began

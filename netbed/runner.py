@@ -29,7 +29,6 @@ from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
 from netbed.network.custom import CustomTopology, folder_label
 from netbed.preflight import require_emulation
-from netbed.report.figures import write_figures
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
 from netbed.trace.kernel_tcp import write_kernel_tcp
@@ -47,6 +46,10 @@ def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, 
     `custom`, every run is on that user's Mininet topology. `jobs` > 1 runs that many at once
     (`_run_parallel`).
     """
+    if pairs:  # bad input and a missing root are one line before any run folder is made
+        if custom is None:  # a custom topology was loaded and checked already
+            topologies.build(pairs[0][1])
+        require_emulation("tcpdump")
     with series_session(pairs, custom):
         if jobs > 1 and len(pairs) > 1:
             yield from _run_parallel(pairs, out, switch, jobs, starting, custom)
@@ -265,6 +268,10 @@ def write_result(directory: Path, result: RunResult) -> None:
     evidence = Evidence.load(directory)
     save(directory, result)
     write_ladder_files(evidence)
+    # matplotlib loads only once a run has finished: `netbed run` without root, or with bad input, says
+    # its one line without matplotlib's start-up (and its warnings where HOME is not writable) first
+    from netbed.report.figures import write_figures
+
     write_figures(evidence)
     manifest = {
         "netbed_version": __version__,

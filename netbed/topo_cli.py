@@ -76,8 +76,8 @@ def run_topology(name: str, args: argparse.Namespace) -> int:
     with runstate.owned(sys.argv), Testbed(topo, switch=args.switch) as tb:
         shaping.apply(tb, shape)
         n_sw = len(topo.switches)
-        print(f"{name}: {len(topo.hosts)} hosts, {len(topo.routers)} routers, {n_sw} switches "
-              f"built in {tb.timings.build:.2f} s", file=out)
+        print(f"{name}: {counted(len(topo.hosts), 'host')}, {counted(len(topo.routers), 'router')}, "
+              f"{counted(n_sw, 'switch')} built in {tb.timings.build:.2f} s", file=out)
         began = time.monotonic()
         passed, text = reachability(tb, args.test)
         test_time = time.monotonic() - began
@@ -97,3 +97,9 @@ def script_main(name: str, argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     return exit_code_of(run_topology, name, args)
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 switch', '2 switches', '0 routers': the summary line reads as English."""
+    plural = noun + ("es" if noun.endswith("ch") else "s")
+    return f"{n} {noun if n == 1 else plural}"

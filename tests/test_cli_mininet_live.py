@@ -1,7 +1,8 @@
 """Mininet's CLI walkthrough typed into a pseudo-terminal, on netbed and on stock `mn`, command by command.
 
-Stock runs `mn --switch lxbr --controller none --topo single,2` inside `unshare -n` (its switch lives
-in the root namespace, whose `s1` would collide with another run on the machine); netbed runs
+Stock runs `mn --switch lxbr --controller none --topo single,2` inside `unshare -n -m` with its own
+sysfs (its switch lives in the root namespace, whose `s1` would collide with another run on the
+machine); netbed runs
 `netbed topo lan --hosts 2 --subnet 10.0.0.0/8 --cli` and `python topologies/lan.py` the same way, so
 both networks are 10.0.0.1/8 and 10.0.0.2/8 and only what must differ is normalised (see `normalise`).
 """
@@ -22,7 +23,11 @@ pytestmark = pytest.mark.netbed
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "mininet> "
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TERM": "dumb", "HOME": "/root"}  # no DISPLAY: xterm refuses
-STOCK = ["unshare", "-n", "mn", "--switch", "lxbr", "--controller", "none", "--topo", "single,2"]
+# A fresh sysfs too: brctl (`dpctl show`) lists bridges from /sys/class/net, which shows the namespace
+# that mounted it; so stock's `dpctl show` lists its s1 here as on a machine of its own.
+STOCK = ["unshare", "-n", "-m", "--propagation", "private", "sh", "-c",
+         'mount -t sysfs sysfs /sys && exec mn "$@"', "mn",
+         "--switch", "lxbr", "--controller", "none", "--topo", "single,2"]
 NETBED_ARGS = ["--hosts", "2", "--subnet", "10.0.0.0/8", "--test", "none", "--cli"]
 STOCK_IPERF_WAIT = 20  # s: stock `iperf` counts two "/sec" reports, iperf 2.1 prints one, it waits forever
 
@@ -149,6 +154,9 @@ def test_walkthrough_says_what_mininet_says(sessions):
     assert "index.txt" in ours["h2 curl -m 5 h1"]
     assert "Error: Cannot connect to display" in ours["xterm h1"]
     assert "42" in ours["py answer"]
+    # the user's `dpctl show` lists s1 and its ports, not the machine's bridges (brctl reads sysfs)
+    assert re.search(r"^s1\s+8000\.[0-9a-f]{12}\s+no\s+s1-eth1\s+s1-eth2\s*$",
+                     ours["dpctl show"].replace("\r", ""), re.M), ours["dpctl show"]
 
 
 def test_normalise_keeps_real_differences():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from netbed import custom_topo, lab, topo_cli, topologies
 from netbed.network import SWITCHES
@@ -124,15 +124,40 @@ def _complete(action: argparse.Action, completer: Any) -> argparse.Action:
     return action
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistyped command line is one line on stderr and exit 2, like every netbed error.
+
+    argparse prints the usage of the whole program before its error, often the top level's
+    (`usage: netbed [-h] COMMAND ...`) for a subcommand's mistake; the line here names the
+    subcommand and where its options are listed.
+    """
+
+    commands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:  # told by the subcommand that did not take them, not by the top level
+            owner = getattr(self, "commands", {}).get(getattr(parsed, "command", None), self)
+            owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="netbed", description="A network-emulation testbed for the "
+    parser = OneLineParser(prog="netbed", description="A network-emulation testbed for the "
                                      "network-programming lecture.", epilog=EXAMPLES, formatter_class=raw)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    parser.commands = {}
+
     def command(name: str, summary: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-                              epilog=COMMAND_EXAMPLES[name], formatter_class=raw)
+        parser.commands[name] = sub.add_parser(name, help=summary, epilog=COMMAND_EXAMPLES[name],
+                                               description=summary[0].upper() + summary[1:] + ".",
+                                               formatter_class=raw)
+        return parser.commands[name]
 
     p = command("topo", "build a topology, test reachability, tear down (like mn)")
     _complete(p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, "
