@@ -11,10 +11,13 @@ is reproducible on any machine:
 
 Timed in the same run, on the same files (page cache warm):
 - ``netbed trace FILE`` and ``netbed trace FILE --json`` as a user runs them (interpreter start,
-  imports, output to /dev/null), wall time and peak resident memory from ``/usr/bin/time -f "%e %M"``;
+  imports, output to /dev/null): wall time, CPU time (user + system) and peak resident memory from
+  ``/usr/bin/time -f "%e %U %S %M"``. Packets/s is printed both per wall second and per CPU second:
+  on a machine shared with other work the wall time mostly measures the others, the CPU time does not
+  (reading runs in a second thread, so on a quiet 2-CPU machine wall time can be below CPU time);
 - ``read_trace`` (the whole-file API experiments use) in process, on the 1x capture;
 - ``tshark -T fields -e frame.number -e ip.src -e ip.dst -e tcp.srcport -e tcp.flags -r FILE > /dev/null``
-  on the 1x capture.
+  on the 1x capture, timed the same way; the ratios are given by wall time and by CPU time.
 Then both tools' SYN/FIN/RST counts are compared (tshark run once more, printing only tcp.flags).
 The 2x and 20x captures repeat the 1x traffic with other addresses and ISNs, one block after another.
 """
@@ -30,8 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -180,22 +183,25 @@ def machine() -> str:
            f"NumPy {np.__version__}"
 
 
-def timed(argv: list[str]) -> float:
-    t = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
+@dataclass
+class Timing:
+    wall: float  # seconds
+    cpu: float  # user + system seconds
+    peak_mb: float  # peak resident memory
 
 
-def time_and_memory(argv: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak resident MB) of a command, from GNU time's %e and %M."""
-    res = subprocess.run(["/usr/bin/time", "-f", "%e %M", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True, check=True)
-    seconds, kib = res.stderr.strip().splitlines()[-1].split()
-    return float(seconds), int(kib) / 1024
+def time_and_memory(argv: list[str]) -> Timing:
+    """Wall seconds, CPU seconds and peak resident MB of a command, from GNU time's %e %U %S %M."""
+    res = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", *argv], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, check=True)
+    wall, user, system, kib = res.stderr.strip().splitlines()[-1].split()
+    return Timing(float(wall), float(user) + float(system), int(kib) / 1024)
 
 
-def median_of(repeat: int, run: Callable[[], float]) -> float:
-    return statistics.median(run() for _ in range(repeat))
+def median_timing(runs: list[Timing]) -> Timing:
+    """Median wall and median CPU time of the runs (each on its own), the largest peak memory."""
+    return Timing(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs),
+                  max(r.peak_mb for r in runs))
 
 
 def tshark_flag_counts(path: Path) -> tuple[int, int, int, int]:
@@ -237,24 +243,24 @@ def main(argv: list[str] | None = None) -> int:
                 path.read_bytes()  # warm the page cache for whoever runs first
             repeat = args.repeat if scale == 1 else 1
             for label, extra in (("netbed trace FILE", []), ("netbed trace FILE --json", ["--json"])):
-                runs = [time_and_memory([*netbed, str(path), *extra]) for _ in range(repeat)]
-                seconds = statistics.median(r[0] for r in runs)
-                rows.append((scale, label, packets, seconds, max(r[1] for r in runs)))
-                print(f"  {label}: {seconds:.2f} s, {packets / seconds / 1e6:.2f}M packets/s, "
-                      f"peak {rows[-1][4]:,.0f} MB", flush=True)
+                timing = median_timing([time_and_memory([*netbed, str(path), *extra]) for _ in range(repeat)])
+                rows.append((scale, label, packets, timing))
+                print(f"  {label}: {timing.wall:.2f} s wall, {timing.cpu:.2f} s CPU, "
+                      f"{packets / timing.wall / 1e6:.2f}M packets/s (wall), {packets / timing.cpu / 1e6:.2f}M "
+                      f"packets/s (CPU), peak {timing.peak_mb:,.0f} MB", flush=True)
             if scale == 1:
                 one = path
                 one_packets = packets
 
         def in_process() -> float:
-            t = time.perf_counter()
+            t = time.process_time()
             read_trace(one)
-            return time.perf_counter() - t
+            return time.process_time() - t
 
         tshark = ["tshark", "-T", "fields", "-e", "frame.number", "-e", "ip.src", "-e", "ip.dst", "-e", "tcp.srcport",
                   "-e", "tcp.flags", "-r", str(one)]
-        t_read = median_of(args.repeat, in_process)
-        t_tshark = median_of(args.repeat, lambda: timed(tshark))
+        t_read = statistics.median(in_process() for _ in range(args.repeat))  # CPU seconds (both threads)
+        t_tshark = median_timing([time_and_memory(tshark) for _ in range(args.repeat)])
         trace = read_trace(one)
         f = trace.frames
         flags = f.tcp_flags[f.has_tcp]
@@ -265,17 +271,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     print(f"1x capture: {one_packets:,} packets, {len(trace.connections):,} connections; "
           f"median of {args.repeat} runs at 1x, one run at larger scales")
-    print(f"| {'scale':>5} | {'step':28} | {'packets':>11} | {'seconds':>7} | {'packets/s':>9} | {'peak MB':>7} "
-          f"| {'tshark / step':>13} |")
-    print(f"| {'-' * 4}:| {'-' * 28} | {'-' * 10}:| {'-' * 6}:| {'-' * 8}:| {'-' * 6}:| {'-' * 12}:|")
-    for scale, label, packets, seconds, peak in rows:
-        ratio = f"{t_tshark / seconds:12.1f}x" if scale == 1 else f"{'':13}"
-        print(f"| {scale:>4}x | {label:28} | {packets:>11,} | {seconds:7.2f} | {packets / seconds / 1e6:8.2f}M "
-              f"| {peak:7,.0f} | {ratio} |")
-    print(f"| {1:>4}x | {'read_trace (in process)':28} | {one_packets:>11,} | {t_read:7.2f} | "
-          f"{one_packets / t_read / 1e6:8.2f}M | {'':>7} | {t_tshark / t_read:12.1f}x |")
-    print(f"| {1:>4}x | {'tshark -T fields (5 fields)':28} | {one_packets:>11,} | {t_tshark:7.2f} | "
-          f"{one_packets / t_tshark / 1e6:8.2f}M | {'':>7} | {1.0:12.1f}x |")
+    print(f"| {'scale':>5} | {'step':28} | {'packets':>11} | {'wall s':>7} | {'CPU s':>6} | {'packets/s wall':>14} "
+          f"| {'packets/s CPU':>13} | {'peak MB':>7} | {'tshark/step wall':>16} | {'tshark/step CPU':>15} |")
+    print(f"| {'-' * 4}:| {'-' * 28} | {'-' * 10}:| {'-' * 6}:| {'-' * 5}:| {'-' * 13}:| {'-' * 12}:| {'-' * 6}:"
+          f"| {'-' * 15}:| {'-' * 14}:|")
+
+    def row(scale: int, label: str, packets: int, wall: float | None, cpu: float, peak: float | None) -> None:
+        one_x = scale == 1
+        wall_text = f"{wall:7.2f}" if wall is not None else f"{'':>7}"
+        rate_wall = f"{packets / wall / 1e6:13.2f}M" if wall is not None else f"{'':>14}"
+        peak_text = f"{peak:7,.0f}" if peak is not None else f"{'':>7}"
+        ratio_wall = f"{t_tshark.wall / wall:15.1f}x" if one_x and wall is not None else f"{'':>16}"
+        ratio_cpu = f"{t_tshark.cpu / cpu:14.1f}x" if one_x else f"{'':>15}"
+        print(f"| {scale:>4}x | {label:28} | {packets:>11,} | {wall_text} | {cpu:6.2f} | {rate_wall} "
+              f"| {packets / cpu / 1e6:12.2f}M | {peak_text} | {ratio_wall} | {ratio_cpu} |")
+
+    for scale, label, packets, timing in rows:
+        row(scale, label, packets, timing.wall, timing.cpu, timing.peak_mb)
+    row(1, "read_trace (in process)", one_packets, None, t_read, None)
+    row(1, "tshark -T fields (5 fields)", one_packets, t_tshark.wall, t_tshark.cpu, t_tshark.peak_mb)
     print(f"TCP segments / SYN / FIN / RST: netbed {mine}, tshark {theirs}")
     kinds = sorted({(c.handshake, c.close_kind, c.close_initiator) for c in trace.connections})
     print(f"classified as {[tuple(str(x) for x in k) for k in kinds]}")

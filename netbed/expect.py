@@ -9,13 +9,16 @@ Like a packetdrill script, an expected exchange is written segment by segment::
     ])
 
 A name (x, y, f, …) is bound to the value it first meets; `x+1` must then equal that value plus
-one (modulo 2^32, as TCP sequence numbers are). A failure prints expected and observed segments
+one (modulo 2^32, as TCP sequence numbers are). Met first in `ack=g+1`, g is bound so that the term
+holds (to the ack minus one). A failure prints expected and observed segments
 side by side.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Protocol
 
@@ -86,6 +89,22 @@ class Expect:
     """Collects the assertions of one experiment; each records expected vs. observed."""
 
     assertions: list[Assertion] = field(default_factory=list)
+    # why this run's timing cannot be trusted (None: the machine kept up); see `timing`
+    fidelity_lost: str | None = None
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        """Assertions made inside depend on timing: on a run whose fidelity was lost, each is refused
+        (failed, saying why), whatever it observed — a slow machine's delays are not the network's."""
+        first = len(self.assertions)
+        yield
+        if self.fidelity_lost is None:
+            return
+        for i in range(first, len(self.assertions)):
+            a = self.assertions[i]
+            self.assertions[i] = replace(a, passed=False, detail=f"refused: timing-dependent, and this run's "
+                                                                 f"fidelity was lost ({self.fidelity_lost}); "
+                                                                 f"observed: {a.detail}")
 
     @property
     def passed(self) -> bool:
@@ -137,6 +156,30 @@ class Expect:
         return ok
 
 
+def check_ladder_lines(pattern: list[str]) -> None:
+    """Raise ValueError naming the first line that is not in the ladder language — before any run.
+
+    A claim file's ladder is read long before there are segments to match it against; a typo must
+    be refused then, not found after a minute of emulation.
+    """
+    bound: set[str] = set()
+    for line in pattern:
+        words = line.split()
+        if len(words) < 3 or words[1] != ">" or words[0] not in ("client", "server"):
+            raise ValueError(f"bad ladder line {line!r}: write 'client > S. seq=x ack=y+1'")
+        if not set(words[2]) <= set("FSRPUEW.") or not words[2]:
+            raise ValueError(f"bad flags {words[2]!r} in ladder line {line!r}: tcpdump's letters (S, S., ., F., R.)")
+        for term in words[3:]:
+            m = _TERM.match(term)
+            if not m:
+                raise ValueError(f"bad term {term!r} in ladder line {line!r}: seq=…, ack=…, len=…")
+            _field, op, ref, _sign, _offset = m.groups()
+            if not ref.isdigit() and ref not in bound:
+                if op != "=":
+                    raise ValueError(f"{ref} is used before it is bound in {line!r}")
+                bound.add(ref)
+
+
 def describe(conn, seg) -> str:
     """One observed segment in the pattern's own notation (absolute numbers)."""
     return f"{conn.side(seg)} > {flag_text(seg.flags):<3}seq={seg.seq} ack={seg.ack} len={seg.payload_len}"
@@ -162,9 +205,11 @@ def _matches(line: str, conn, seg, bindings: dict[str, int]) -> bool:
         if ref.isdigit():
             expected = int(ref)
         elif ref not in bindings:
-            if sign or op != "=":
+            if op != "=":
                 raise ValueError(f"{ref} is used before it is bound in {line!r}")
-            bindings[ref] = value
+            # first met with an offset (`ack=g+1`): bound so that the term holds, as if `seq=g` came first
+            shift = 0 if not sign else (-int(offset) if sign == "+" else int(offset))
+            bindings[ref] = (value + shift) % 2**32 if field_name != "len" else value + shift
             continue
         else:
             expected = bindings[ref]

@@ -22,7 +22,7 @@ from netbed.capture import Capture
 from netbed.errors import NetbedError
 from netbed.network import Testbed
 from netbed.programs import Program
-from netbed.trace import Trace, kernel_states, read_trace
+from netbed.trace import Trace, kernel_states, kernel_tcp, read_trace
 from netbed.trace.payload import tcp_payloads
 
 DEFAULT_PORT = 9000  # the lecture: "建议:使用8000之后的端口"
@@ -287,6 +287,23 @@ class Evidence:
                                                          local, remote)
         peer_fins = [s.time for s in conn.segments if s.fin and conn.side(s) != side]
         return kernel_states.timeline(history, in_time_wait, peer_fins[-1] if peer_fins else None)
+
+    def probes(self, side: str, client: str = "client", point: str | None = None) -> list:
+        """The kernel's tcp_probe records (tcp_probe.csv) of the main connection's socket on `side`."""
+        return self._kernel_records("probes", kernel_tcp.read_probes, side, client, point)
+
+    def retransmits(self, side: str, client: str = "client", point: str | None = None) -> list:
+        """The kernel's tcp_retransmit_skb records (tcp_retransmit.csv) of that socket."""
+        return self._kernel_records("retransmits", kernel_tcp.read_retransmits, side, client, point)
+
+    def _kernel_records(self, key: str, read, side: str, client: str, point: str | None) -> list:
+        if key not in self._traces:
+            self._traces[key] = read(self.directory)
+        conn = self.connection(point or side, client)
+        if conn is None:
+            return []
+        local, remote = (conn.client, conn.server) if side == "client" else (conn.server, conn.client)
+        return kernel_tcp.of_socket(self._traces[key], self.facts[f"{side}_host"], local, remote)
 
     def found(self, expect, point: str = "client", client: str = "client"):
         """The client's connection at `point`, asserted to be there (None, after a failed assertion, if not)."""

@@ -44,11 +44,18 @@ def require_mininet() -> None:
         ) from exc
 
 
+_EMULATION_CHECKED: set[tuple[str, ...]] = set()  # what passed once stays true for this process
+
+
 def require_emulation(*extra_tools: str) -> None:
-    """Everything a live run needs; checked before anything is created."""
+    """Everything a live run needs; checked before anything is created (once per process: the
+    namespace probe starts a process, and `netbed run` checks before the disk and again per run)."""
+    if extra_tools in _EMULATION_CHECKED:
+        return
     require_root()
     from netbed.privileges import require_privileges
 
     require_privileges()
     require_mininet()
     require_tools(*EMULATION_TOOLS, *extra_tools)
+    _EMULATION_CHECKED.add(extra_tools)

@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,16 +57,27 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _leave(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def try_network_namespace() -> str | None:
     """Create an empty network namespace and leave it at once; None if that worked, else why not."""
     if shutil.which("unshare") is None:
         return None  # util-linux is everywhere netbed installs; without it there is nothing to try
+    # SIGTERM/SIGHUP while probing: leave as an exception, so subprocess.run kills and reaps the probe
+    # before netbed exits (SIGINT does so already); then SIGKILL is the only way out, see _die_with_parent
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _leave) for sig in (signal.SIGTERM, signal.SIGHUP)} if main else {}
     try:
         # the interpreter itself as the command: it is there even when PATH is not
         proc = subprocess.run(["unshare", "--net", sys.executable, "-c", ""], capture_output=True, text=True,
                               timeout=10, preexec_fn=_die_with_parent)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if proc.returncode == 0:
         return None
     lines = proc.stderr.strip().splitlines()

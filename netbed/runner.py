@@ -19,30 +19,45 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from netbed import __version__, runstate, topologies
+from netbed import __version__, runfolder, runstate, topologies
 from netbed.capture import capture_all
+from netbed.capture.fidelity import FidelityMonitor
 from netbed.capture.states import LOG as STATES_LOG
-from netbed.capture.states import SocketSampler, StateTracer
+from netbed.capture.states import SocketSampler, StateTracer, keep_namespaces
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
 from netbed.network.cluster import ClusterSpec, ClusterTestbed
+from netbed.network.custom import CustomTopology, folder_label
 from netbed.preflight import require_emulation
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
+from netbed.trace.kernel_tcp import write_kernel_tcp
 from netbed.verdict import RunResult, broken_run, check_dir, save
 
 
 def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, switch: str = "bridge",
                starting: Callable[[int, str, str], None] | None = None,
+               custom: CustomTopology | None = None, jobs: int = 1,
                cluster: ClusterSpec | None = None) -> Iterator[RunResult]:
     """Run each (experiment, topology) pair in turn, yielding each verdict as soon as it is known.
 
     `out` is the run folder of a single run, or the parent of the series' folders (default runs/).
     A series shares one run registration and one kernel state tracer, and bad input is reported
-    before anything starts. `starting(n, experiment, topology)` is told as each run begins.
+    before anything starts. `starting(n, experiment, topology)` is told as each run begins. With
+    `custom`, every run is on that user's Mininet topology. `jobs` > 1 runs that many at once
+    (`_run_parallel`).
     """
-    with series_session(pairs):
+    if cluster is not None and custom is not None:
+        raise NetbedError("--cluster with a custom topology is not supported yet: use netbed's own topologies")
+    if pairs:  # bad input and a missing root are one line before any run folder is made
+        if custom is None:  # a custom topology was loaded and checked already
+            topologies.build(pairs[0][1])
+        require_emulation("tcpdump")
+    with series_session(pairs, custom):
+        if jobs > 1 and len(pairs) > 1 and cluster is None:
+            yield from _run_parallel(pairs, out, switch, jobs, starting, custom)
+            return
         for n, (exp, topo) in enumerate(pairs, 1):
             if out is not None and len(pairs) == 1:
                 run_out = out
@@ -50,16 +65,49 @@ def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, 
                 run_out = new_run_dir(out or Path("runs"), exp.name, topo)
             if starting is not None:
                 starting(n, exp.name, topo)
-            yield run_experiment(exp, topo, run_out, switch=switch, cluster=cluster)
+            yield run_experiment(exp, topo, run_out, switch=switch, **({"custom": custom} if custom else {}),
+                                 **({"cluster": cluster} if cluster else {}))
+
+
+_PARALLEL: list[tuple[Experiment, str, Path, str, CustomTopology | None]] = []  # what forked workers run
+
+
+def _run_one(i: int) -> RunResult:
+    exp, topo, run_out, switch, custom = _PARALLEL[i]
+    return run_experiment(exp, topo, run_out, switch=switch, **({"custom": custom} if custom else {}))
+
+
+def _run_parallel(pairs: list[tuple[Experiment, str]], out: Path | None, switch: str, jobs: int,
+                  starting: Callable[[int, str, str], None] | None,
+                  custom: CustomTopology | None = None) -> Iterator[RunResult]:
+    """`jobs` runs at once, each in a forked worker process with namespaces of its own (every node and
+    switch of a netbed network is its own namespace, so runs never share a name). The series' one
+    tracer serves them all: each run keeps the lines of its own namespaces. Verdicts come back in the
+    order of `pairs`."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _PARALLEL[:] = [(exp, topo, new_run_dir(out or Path("runs"), exp.name, topo), switch, custom)
+                    for exp, topo in pairs]
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_run_one, i) for i in range(len(pairs))]
+            for n, ((exp, topo), future) in enumerate(zip(pairs, futures), 1):
+                if starting is not None:
+                    starting(n, exp.name, topo)
+                yield future.result()
+    finally:
+        _PARALLEL.clear()
 
 
 @contextmanager
-def series_session(pairs: list[tuple[Experiment, str]]) -> Iterator[None]:
+def series_session(pairs: list[tuple[Experiment, str]], custom: CustomTopology | None = None) -> Iterator[None]:
     """What several runs share (a single run sets up its own in `run_experiment`)."""
     if len(pairs) <= 1:
         yield
         return
-    topologies.build(pairs[0][1])  # bad input is reported before anything starts
+    if custom is None:  # a custom topology was loaded and checked already
+        topologies.build(pairs[0][1])  # bad input is reported before anything starts
     require_emulation("tcpdump")
     with runstate.owned(sys.argv), shared_state_tracer():
         yield
@@ -67,28 +115,43 @@ def series_session(pairs: list[tuple[Experiment, str]]) -> Iterator[None]:
 
 def new_run_dir(base: Path, experiment: str, topology: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    topology = folder_label(topology)  # a Mininet topology's arguments: tree,depth=2 -> tree-depth-2
     for n in range(1000):
         path = base / f"{stamp}-{experiment}-{topology}" if n == 0 else base / f"{stamp}-{experiment}-{topology}-{n}"
         try:
-            path.mkdir(parents=True)
-            return path
+            return runfolder.start(path, exist_ok=False)
         except FileExistsError:
             continue
     raise NetbedError(f"cannot make a run folder under {base}")
 
 
 def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bridge",
-                   cluster: ClusterSpec | None = None) -> RunResult:
-    """Run `exp` live on `topology`, save its evidence in `out`, and return the checked result."""
-    if topology not in exp.topologies:
-        raise NetbedError(f"experiment {exp.name} runs on {', '.join(exp.topologies)}, not {topology}")
-    topo = topologies.build(topology)
+                   custom: CustomTopology | None = None, cluster: ClusterSpec | None = None) -> RunResult:
+    """Run `exp` live on `topology` (or on a user's Mininet topology), save its evidence in `out`, and
+    return the checked result. A folder that cannot be written is one line, the folder marked incomplete."""
+    if custom is None:
+        if topology not in exp.topologies:
+            raise NetbedError(f"experiment {exp.name} runs on {', '.join(exp.topologies)}, not {topology}")
+        network: Topology | CustomTopology = topologies.build(topology)
+    else:
+        require_any_topology(exp)
+        network = custom
     require_emulation("tcpdump")
-    out.mkdir(parents=True, exist_ok=True)
+    runfolder.start(out)
+    try:
+        result = _run_and_check(exp, topology, network, out, switch, cluster)
+    except OSError as exc:  # the disk filled up, the folder vanished: the machine's problem, said in one line
+        raise runfolder.write_failed(out, exc) from None
+    runfolder.finish(out)
+    return result
+
+
+def _run_and_check(exp: Experiment, topology: str, network: Topology | CustomTopology, out: Path,
+                   switch: str, cluster: ClusterSpec | None = None) -> RunResult:
     began = time.monotonic()
     try:
         with runstate.owned(sys.argv):
-            tb = _run_live(exp, topo, out, switch, cluster)
+            tb = _run_live(exp, network, out, switch, cluster)
     except NetbedError as exc:  # the run itself broke down (a program hung, a state never came): a FAIL
         result = broken_run(exp.name, topology, out, str(exc))
         result.duration = round(time.monotonic() - began, 3)
@@ -101,7 +164,21 @@ def run_experiment(exp: Experiment, topology: str, out: Path, switch: str = "bri
     return result
 
 
-def _run_live(exp: Experiment, topo: Topology, out: Path, switch: str, cluster: ClusterSpec | None = None) -> Testbed:
+def require_any_topology(exp: Experiment) -> None:
+    """A user's topology suits the experiments that run on every topology of netbed's own (IPv4 ones)."""
+    if set(topologies.TOPOLOGIES) <= set(exp.topologies) and not getattr(exp.module, "IPV6", False):
+        return
+    from netbed.experiment import catalog
+
+    fit = [e.name for e in catalog() if set(topologies.TOPOLOGIES) <= set(e.topologies)
+           and not getattr(e.module, "IPV6", False)]
+    why = ("it needs the IPv6 addresses netbed gives its own topologies" if getattr(exp.module, "IPV6", False)
+           else f"it is made for {', '.join(exp.topologies)} only")
+    raise NetbedError(f"experiment {exp.name} does not run on a custom topology ({why}); these do: {', '.join(fit)}")
+
+
+def _run_live(exp: Experiment, topo: Topology | CustomTopology, out: Path, switch: str,
+              cluster: ClusterSpec | None = None) -> Testbed:
     """network → programs → capture (and kernel states): everything that needs the kernel."""
     with lab_session(topo, out, experiment=exp.name, switch=switch, ipv6=getattr(exp.module, "IPV6", False),
                      cluster=cluster) as lab:
@@ -110,13 +187,15 @@ def _run_live(exp: Experiment, topo: Topology, out: Path, switch: str, cluster: 
 
 
 @contextmanager
-def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch: str = "bridge",
-                ipv6: bool = False, cluster: ClusterSpec | None = None) -> Iterator[Lab]:
+def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str = "custom", switch: str = "bridge",
+                ipv6: bool = False, client_host: str | None = None, server_host: str | None = None,
+                cluster: ClusterSpec | None = None) -> Iterator[Lab]:
     """A live lab on `topo`: kernel state tracing, the testbed, captures on the client-server path.
 
     Inside the block, start programs with the Lab; on leaving it, servers that serve until told
     are stopped, the captures flushed and closed, and everything `check` needs is saved in `out`
-    (load it with `Evidence.load(out)`). The first host is the client, the last the server.
+    (load it with `Evidence.load(out)`). The first host is the client, the last the server (a
+    custom topology may name them), unless `client_host` / `server_host` name others.
     """
     out.mkdir(parents=True, exist_ok=True)
     if cluster is not None:
@@ -125,10 +204,17 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
     # bpftrace attaches while the network is built (NETBED_STATES=ss: the sampling fallback instead)
     tracer = shared or StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
     try:
-        testbed = (Testbed(topo, switch=switch, ipv6=ipv6) if cluster is None else
-                   ClusterTestbed(topo, switch=switch, ipv6=ipv6, cluster=cluster))
+        custom = topo if isinstance(topo, CustomTopology) else None
+        if custom:
+            testbed = custom.testbed(ipv6)
+        elif cluster is not None:  # Mininet Cluster Edition over the servers (--cluster)
+            testbed = ClusterTestbed(topo, switch=switch, ipv6=ipv6, cluster=cluster)
+        else:
+            testbed = Testbed(topo, switch=switch, ipv6=ipv6)
         with testbed as tb:
-            client, server = topo.hosts[0].name, topo.hosts[-1].name
+            topo = tb.topology
+            client, server = custom.ends(topo) if custom else (topo.hosts[0].name, topo.hosts[-1].name)
+            client, server = client_host or client, server_host or server
             lab = Lab(tb, out, client, server)
             facts = lab.facts
             facts["client_host"], facts["server_host"] = client, server
@@ -137,25 +223,32 @@ def lab_session(topo: Topology, out: Path, *, experiment: str = "custom", switch
             facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
             facts["netns"] = {str(tb.netns_inode(n.name)): n.name for n in topo.nodes}
             if cluster is not None:
-                facts["cluster"] = cluster_facts(tb)
+                facts["cluster"] = cluster_facts(tb, client, server)
             if shared is None and not tracer.wait_ready():
                 tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
             mark = shared.mark() if shared is not None else 0
             caps = capture_points(tb, client, server, out)
+            monitor = FidelityMonitor()
             with capture_all(tb, caps):
-                try:
-                    yield lab
-                finally:
-                    for prog in lab.programs.values():
-                        if prog.daemon:
-                            prog.stop()
+                with monitor:
+                    try:
+                        yield lab
+                    finally:
+                        for prog in lab.programs.values():
+                            if prog.daemon:
+                                prog.stop()
                 reports = {name: prog.report() for name, prog in lab.programs.items()}
+            facts["fidelity"] = monitor.facts()
             facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
+            namespaces = {int(ino) for ino in facts["netns"]}
             if shared is not None:
-                shared.copy_since(mark, out / STATES_LOG)
+                shared.copy_since(mark, out / STATES_LOG, namespaces)
             else:
                 tracer.stop()
+                if isinstance(tracer, StateTracer):
+                    keep_namespaces(out / STATES_LOG, namespaces)
             facts["states"] = tracer.facts()
+            write_kernel_tcp(out, facts["netns"], facts["states"]["clock_offset"])
             Evidence(out, experiment, topo.to_json(), [c.describe() for c in caps], reports, facts).save()
     finally:
         if shared is None:
@@ -193,6 +286,11 @@ def write_result(directory: Path, result: RunResult) -> None:
     evidence = Evidence.load(directory)
     save(directory, result)
     write_ladder_files(evidence)
+    # matplotlib loads only once a run has finished: `netbed run` without root, or with bad input, says
+    # its one line without matplotlib's start-up (and its warnings where HOME is not writable) first
+    from netbed.report.figures import write_figures
+
+    write_figures(evidence)
     manifest = {
         "netbed_version": __version__,
         "git_commit": _git_commit(),
@@ -252,17 +350,27 @@ def cluster_of(args) -> ClusterSpec | None:
     return cluster_spec(args.cluster, args.placement)
 
 
-def cluster_facts(tb: ClusterTestbed) -> dict:
-    """Where the run went: each node's server (as each server names itself), the placer, the MTU."""
+def cluster_facts(tb: ClusterTestbed, client: str, server: str) -> dict:
+    """Where the run went: each node's server, the hostname each server and end host reports, the MTU."""
     hostnames = {s: tb.connections.run(s, "hostname").stdout.strip() for s in tb.cluster.servers}
     return {"servers": tb.cluster.servers, "placement": tb.cluster.placement, "tunnel_mtu": tb.mtu,
             "nodes": dict(sorted(tb.placement.items())), "server_hostnames": hostnames,
-            "uts_hostname": {n: tb.run(n, ["hostname"]).stdout.strip() for n in (tb.topology.hosts[0].name,
-                                                                               tb.topology.hosts[-1].name)}}
+            "uts_hostname": {n: tb.run(n, ["hostname"]).stdout.strip() for n in (client, server)}}
 
 
-def plan(name: str | None, topology: str | None, all_: bool) -> list[tuple[Experiment, str]]:
-    """The (experiment, topology) pairs a `netbed run` invocation asks for."""
+def plan(name: str | None, topology: str | None, all_: bool,
+         custom: CustomTopology | None = None) -> list[tuple[Experiment, str]]:
+    """The (experiment, topology) pairs a `netbed run` invocation asks for (on `custom`, if given)."""
+    if custom is not None:
+        if all_:
+            from netbed.experiment import catalog
+
+            return [(e, custom.label) for e in catalog() if set(topologies.TOPOLOGIES) <= set(e.topologies)
+                    and not getattr(e.module, "IPV6", False)]
+        if name is None:
+            raise NetbedError("name an experiment (see `netbed list`) or use --all")
+        require_any_topology(get(name))
+        return [(get(name), custom.label)]
     if topology is not None:
         topologies.module(topology)  # validates the name
     if all_:

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delay", metavar="MS", help="delay on every host's link, each way (needs sch_netem)")
     parser.add_argument("--jitter", metavar="MS", help="delay variation (needs sch_netem and --delay)")
     parser.add_argument("--loss", metavar="PCT", help="packet loss on every host's link, each way (netem or iptables)")
+    parser.add_argument("--bw", metavar="MBIT", help="rate limit (Mbit/s) on every link, each way (HTB)")
+    parser.add_argument("--queue", metavar="PACKETS", help="queue behind each rate limit, in packets (needs --bw)")
     add_cluster_arguments(parser)
 
 
@@ -90,14 +92,14 @@ def run_topology(name: str, args: argparse.Namespace) -> int:
     topo = topology_from_args(name, args)
     args.test = choose_test(topo, args.test)
     require_emulation()
-    shape = shaping.parse_shape(args.delay, args.jitter, args.loss)
+    shape = shaping.parse_shape(args.delay, args.jitter, args.loss, args.bw, args.queue)
     out = sys.stdout
     tb = make_testbed(topo, args, switch=args.switch)
     with runstate.owned(sys.argv), tb:
         shaping.apply(tb, shape)
         n_sw = len(topo.switches)
-        print(f"{name}: {len(topo.hosts)} hosts, {len(topo.routers)} routers, {n_sw} switches "
-              f"built in {tb.timings.build:.2f} s", file=out)
+        print(f"{name}: {counted(len(topo.hosts), 'host')}, {counted(len(topo.routers), 'router')}, "
+              f"{counted(n_sw, 'switch')} built in {tb.timings.build:.2f} s", file=out)
         if getattr(tb, "placement", None):
             print(placement_text(tb), file=out)
         began = time.monotonic()
@@ -128,3 +130,9 @@ def script_main(name: str, argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     return exit_code_of(run_topology, name, args)
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 switch', '2 switches', '0 routers': the summary line reads as English."""
+    plural = noun + ("es" if noun.endswith("ch") else "s")
+    return f"{n} {noun if n == 1 else plural}"

@@ -17,14 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netbed.claims.experiment import ClaimExperiment, claim_of_run
 from netbed.errors import NetbedError
 from netbed.expect import Assertion, Expect
-from netbed.experiment import EVIDENCE, Evidence, catalog, get
+from netbed.experiment import EVIDENCE, Evidence, Experiment, catalog, get
 
 # The files of a run folder besides the captures and evidence.json
 RESULT = "result.json"
 LADDER_TEXT = "ladder.txt"
 LADDER_SVG = "ladder.svg"
+# the pictures beside the ladder (netbed/report/figures.py draws them; docs/research.md)
+TSEQ_SVG = "tseq.svg"
+CWND_SVG = "cwnd.svg"
+EXPERIMENT_SVG = "figure.svg"  # an experiment's own figure (bufferbloat: RTT over time)
 SIDES = ("client", "server")
 
 Check = Callable[[Evidence, Expect], None]
@@ -49,6 +54,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     duration: float | None = None
     build_seconds: float | None = None
+    fidelity: dict[str, Any] | None = None  # fidelity_of: {"kept", "reasons", "record"}; None: not recorded
 
     @property
     def failed(self) -> list[Assertion]:
@@ -59,7 +65,7 @@ class RunResult:
             "experiment": self.experiment, "topology": self.topology, "passed": self.passed,
             "assertions": [a.to_json() for a in self.assertions], "artifacts": self.artifacts,
             "connections": self.connections, "main_connection": self.main_connection, "states": self.states,
-            "states_source": self.states_source, "warnings": self.warnings,
+            "states_source": self.states_source, "warnings": self.warnings, "fidelity": self.fidelity,
         }
         for key in ("duration", "build_seconds"):
             if getattr(self, key) is not None:
@@ -81,7 +87,7 @@ class RunResult:
             main_connection=data.get("main_connection"),
             states={side: list((data.get("states") or {}).get(side) or []) for side in SIDES},
             states_source=data.get("states_source"), warnings=list(data.get("warnings") or []),
-            duration=data.get("duration"), build_seconds=data.get("build_seconds"))
+            duration=data.get("duration"), build_seconds=data.get("build_seconds"), fidelity=data.get("fidelity"))
 
 
 def check_evidence(evidence: Evidence, check: Check | None = None) -> RunResult:
@@ -92,8 +98,11 @@ def check_evidence(evidence: Evidence, check: Check | None = None) -> RunResult:
     reason, a check that crashes is a failed check, and a check that asserted nothing fails.
     """
     if check is None:
-        check = get(evidence.experiment).check
+        check = experiment_of(evidence).check
     expect = Expect()
+    fidelity = fidelity_of(evidence)
+    if fidelity is not None and not fidelity["kept"]:
+        expect.fidelity_lost = "; ".join(fidelity["reasons"])
     for cap in evidence.captures:
         if "received" in cap:  # tcpdump's own count of what the kernel handed it
             expect.that(f"the {cap['point']} capture kept every packet",
@@ -112,14 +121,56 @@ def check_evidence(evidence: Evidence, check: Check | None = None) -> RunResult:
     if not expect.assertions:
         expect.that("the experiment asserted something", False, "no assertion was made")
     main = evidence.connection("client") if "client" in evidence.programs else None
-    trace = evidence.trace("client")
+    trace = evidence.trace("client") if "client" in evidence.points() else None  # none: nothing ran (a failed build)
     return RunResult(
         experiment=evidence.experiment, topology=evidence.topology["name"], passed=expect.passed,
         assertions=list(expect.assertions), artifacts=artifacts(evidence.directory, evidence),
-        connections=[c.to_json() for c in trace.connections],
+        connections=[c.to_json() for c in trace.connections] if trace else [],
         main_connection=main.to_json() if main is not None else None,
         states={side: evidence.states(side) for side in SIDES},
-        states_source=(evidence.facts.get("states") or {}).get("source"), warnings=list(trace.warnings))
+        states_source=(evidence.facts.get("states") or {}).get("source"),
+        warnings=list(trace.warnings) if trace else [], fidelity=fidelity)
+
+
+# A run kept its fidelity when the machine kept up (docs/research.md): the kernel's record and the
+# captures are whole, and the programs' timers woke close to when they asked.
+SLIP_P99_MS = 20.0  # a timer 20 ms late at the 99th percentile: delays of that size are the machine's
+SLIP_MAX_MS = 200.0
+# The CPU idle share is recorded and shown, not judged: a machine with no idle time (other work at
+# lower need) can still serve every timer on time; what saturation costs shows in the slip and drops.
+
+
+def fidelity_of(evidence: Evidence) -> dict[str, Any] | None:
+    """Judge a run's fidelity record: {"kept": bool, "reasons": [why not], "record": the measurements}."""
+    record = dict(evidence.facts.get("fidelity") or {})
+    if not record:
+        return None
+    states = evidence.facts.get("states") or {}
+    lost = 0
+    if states.get("source") == "bpftrace" and states.get("file"):
+        path = evidence.directory / states["file"]
+        if path.exists():
+            lost = sum(int(line.split()[1]) for line in path.read_text(errors="replace").splitlines()
+                       if line.startswith("Lost ") and line.split()[1].isdigit())
+    record["tracer_lost_events"] = lost
+    record["capture_dropped"] = sum(int(c.get("dropped") or 0) for c in evidence.captures)
+    reasons = []
+    slip = record.get("timer_slip_ms") or {}
+    if lost:
+        reasons.append(f"the tracer lost {lost} events")
+    if record["capture_dropped"]:
+        reasons.append(f"the captures dropped {record['capture_dropped']} packets")
+    if (slip.get("p99") or 0) > SLIP_P99_MS or (slip.get("max") or 0) > SLIP_MAX_MS:
+        reasons.append(f"timers woke late: {record.get('timer_tick_ms')} ms sleeps were {slip.get('p99')} ms late at "
+                       f"the 99th percentile, {slip.get('max')} ms at worst (limits {SLIP_P99_MS:g}, {SLIP_MAX_MS:g})")
+    return {"kept": not reasons, "reasons": reasons, "record": record}
+
+
+def experiment_of(evidence: Evidence) -> Experiment:
+    """The experiment a run folder is checked against: a catalog experiment, or the claim file the run
+    was made from (saved in its evidence, so the folder re-checks anywhere, the claim file or not)."""
+    claim = claim_of_run(evidence)
+    return ClaimExperiment.from_json(claim) if claim is not None else get(evidence.experiment)
 
 
 def check_dir(directory: Path) -> RunResult:
@@ -159,7 +210,7 @@ def result_of_dir(directory: Path) -> tuple[RunResult, str]:
     try:
         saved = _saved(directory)
         evidence = Evidence.load(directory)
-        if evidence.experiment in {e.name for e in catalog()}:
+        if claim_of_run(evidence) is not None or evidence.experiment in {e.name for e in catalog()}:
             result, source = check_evidence(evidence), "re-check"
         elif saved is not None:
             result, source = RunResult.from_json(saved), RESULT

@@ -39,6 +39,10 @@ declare -A wanted=(
   [nsenter]=util-linux [tc]=iproute2 [ruby]=ruby [shellcheck]=shellcheck [zsh]=zsh
   # Mininet Cluster Edition (--cluster): ssh to every server, sudo there; sshd for `netbed cluster up`
   [ssh]=openssh-client [sshd]=openssh-server [sudo]=sudo
+  # the dhcp experiment: a real DHCP server (dnsmasq-base: the binary, no system service that would
+  # start on the machine) and a real DHCP client (busybox's udhcpc), both run only inside hosts
+  [dnsmasq]=dnsmasq-base [busybox]=busybox [setpriv]=util-linux
+  [gcc]=gcc [stdbuf]=coreutils  # claim files: students' C built by gcc; programs' output unbuffered
 )
 missing=()
 if [ "${NETBED_WITH_BROWSER:-1}" != 0 ]; then

@@ -26,11 +26,13 @@ def test_catalog_experiment_passes(experiment, topology, tmp_path):
 
 def test_the_catalog_covers_the_lecture():
     names = [e.name for e in catalog()]
-    assert len(names) == 18 and len(set(names)) == 18
+    assert len(names) == 30 and len(set(names)) == 30
     assert {"handshake", "close-client", "close-server", "close-merged", "half-close", "close-on-exit",
             "close-unread-rst", "linger-rst", "refused", "simultaneous-close", "ports", "time-wait",
             "lan-ethernet", "cross-lan", "udp-no-handshake", "loss-recovery", "browser-server",
-            "ipv6-handshake"} == set(names)
+            "ipv6-handshake", "byte-stream", "fin-with-data", "fin-is-eof", "exit-voluntary", "privileged-ports",
+            "dhcp", "ephemeral-restart", "backlog", "concurrency", "layers", "ftp",
+            "bufferbloat"} == set(names)
 
 
 # --- sabotage: each run breaks what its experiment demonstrates (tests/sabotage.py) -----------

@@ -1,6 +1,7 @@
 """Bad input: one clear line, exit code 2, no traceback, nothing created."""
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import NETBED, REPO, netbed
@@ -18,6 +19,11 @@ from conftest import NETBED, REPO, netbed
     (["run"], "name an experiment"),
     (["trace", "/nonexistent.pcap"], "no such file"),
     (["check", "/tmp"], "is not a netbed run folder"),
+    # argparse's own errors: one line naming the subcommand, not the top level's usage first
+    (["run", "handshake", "--hosts", "0"], "netbed run: unrecognized arguments: --hosts 0 (see netbed run --help)"),
+    (["topo", "lan", "--switch", "foo"], "netbed topo: argument --switch: invalid choice: 'foo'"),
+    (["trace"], "netbed trace: the following arguments are required: pcap"),
+    (["frobnicate"], "netbed: argument COMMAND: invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(args, message):
     res = netbed(*args)
@@ -32,10 +38,12 @@ def test_trace_on_a_non_pcap_file_is_one_line(tmp_path):
     bad.write_text("this is not a capture\n")
     empty = tmp_path / "empty.pcap"
     empty.write_bytes(b"")
-    for path in (bad, empty):
-        res = netbed("trace", str(path))
-        assert res.returncode == 2 and "Traceback" not in res.stderr
-        assert len(res.stderr.strip().splitlines()) == 1
+    for path in (bad, empty, Path("/dev/null")):
+        for json_flag in ([], ["--json"]):
+            res = netbed("trace", str(path), *json_flag)
+            assert res.returncode == 2 and "Traceback" not in res.stderr
+            assert len(res.stderr.strip().splitlines()) == 1
+            assert res.stdout == ""  # no table head, no half a JSON document before the error
 
 
 @pytest.mark.netbed
@@ -47,6 +55,31 @@ def test_not_root_is_told_to_use_sudo():
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == "netbed: building emulated networks needs root: run it with sudo"
+
+
+@pytest.mark.netbed
+@pytest.mark.parametrize("args", [["run", "handshake"], ["run", "handshake", "--json"], ["run", "--all"]])
+def test_not_root_in_a_checkout_whose_runs_is_roots(args, tmp_path):
+    """The first command a user types, without sudo, where runs/ is root's: one line, not a traceback."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    runs = tmp_path / "runs"
+    runs.mkdir()  # root's, 0755: nobody may not make a run folder in it
+    tmp_path.chmod(0o755)
+    res = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *NETBED, *args],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.strip() == "netbed: building emulated networks needs root: run it with sudo"
+    assert res.stdout == "" and list(runs.iterdir()) == []
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line():
+    from netbed.errors import NetbedError
+    from netbed.runner import new_run_dir
+
+    with pytest.raises(NetbedError, match="cannot make run folder /proc/sys/netbed-runs/"):
+        new_run_dir(Path("/proc/sys/netbed-runs"), "handshake", "lan")  # even root cannot mkdir there
 
 
 def test_list_names_each_experiment_with_its_claim_and_topologies():

@@ -41,7 +41,7 @@ def fake_runs(monkeypatch):
     The series' shared setup (run registration, kernel state tracer) needs root: stood in for too.
     """
     calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(runner, "series_session", lambda pairs: contextlib.nullcontext())
+    monkeypatch.setattr(runner, "series_session", lambda pairs, custom=None: contextlib.nullcontext())
 
     def run_experiment(exp, topology, out, switch="bridge"):
         calls.append((exp.name, topology))
@@ -77,7 +77,8 @@ def test_run_all_in_a_log_prints_a_plain_line_per_run_and_the_verdict_table(fake
     n = len(wan_experiments())
     assert captured.err.splitlines()[:2] == [f"[1/{n}] running browser-server on wan …",
                                              f"[1/{n}] FAIL browser-server on wan (1.2 s)"]
-    assert f"[2/{n}] PASS handshake on wan (1.2 s)" in captured.err.splitlines()
+    i = wan_experiments().index("handshake") + 1
+    assert f"[{i}/{n}] PASS handshake on wan (1.2 s)" in captured.err.splitlines()
     assert "\x1b[" not in captured.out + captured.err  # no terminal, no colour codes
     assert "experiment          topology   verdict    time  failed assertions" in captured.out
     assert "handshake           wan        PASS       1.2s  " in captured.out
@@ -134,7 +135,8 @@ def test_run_html_writes_the_page_of_the_runs_that_finished_when_interrupted(fak
     assert cli.main(["run", "--all", "--topo", "wan", "--out", str(tmp_path), "--html", str(page)]) == 130
     text = page.read_text()
     assert f"Incomplete: 2 of the {len(wan_experiments())} planned runs finished" in text
-    assert text.count("<svg") == 2
+    # two ladders, and the figures (time-sequence, cwnd) of the runs that carried data
+    assert text.count('class="rp-ladder"') == 2 and text.count("<svg") == 2 + text.count('class="rp-figure"')
 
 
 def test_run_html_into_a_folder_is_refused_before_anything_runs(fake_runs, tmp_path, capsys):
@@ -218,5 +220,6 @@ def test_live_run_writes_a_report_page_with_its_ladder(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.rstrip().endswith(f"report: {page}")
     text = page.read_text()
-    assert text.count("<svg") == 1 and 'class="rp-verdict rp-pass"' in text
+    assert text.count('class="rp-ladder"') == 1 and 'class="rp-verdict rp-pass"' in text
+    assert text.count("<svg") == 1 + text.count('class="rp-figure"')
     assert 'href="../run/client.pcap"' in text

@@ -15,16 +15,17 @@ from conftest import REPO
 
 # lowest first; a module belongs to the stage of its longest matching name
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("netbed", "netbed.errors", "netbed.privileges", "netbed.preflight", "netbed.runstate")),
+    ("base", ("netbed", "netbed.errors", "netbed.privileges", "netbed.preflight", "netbed.runstate",
+              "netbed.runfolder")),
     ("spec", ("netbed.spec", "netbed.topologies")),
     ("network", ("netbed.network",)),
     ("programs", ("netbed.programs",)),
     ("capture", ("netbed.capture",)),
     ("trace", ("netbed.trace",)),
-    ("expect", ("netbed.expect", "netbed.experiment", "netbed.verdict")),
+    ("expect", ("netbed.expect", "netbed.experiment", "netbed.verdict", "netbed.claims")),
     ("report", ("netbed.report",)),
-    ("commands", ("netbed.runner", "netbed.cli", "netbed.topo_cli", "netbed.pytest_plugin",
-                  "netbed.cluster_lab")),
+    ("commands", ("netbed.runner", "netbed.cli", "netbed.topo_cli", "netbed.pytest_plugin", "netbed.custom_topo",
+                  "netbed.lab", "netbed.claims.grade", "netbed.cluster_lab")),
 ]
 
 

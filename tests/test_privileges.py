@@ -122,7 +122,8 @@ try_network_namespace()
 
 
 @pytest.mark.netbed
-def test_a_sigterm_during_the_namespace_probe_leaves_no_probe_behind(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_signal_during_the_namespace_probe_leaves_no_probe_behind(sig, tmp_path):
     # a stand-in `unshare` that outlives any real probe, and says where it is
     (tmp_path / "unshare").write_text(f"#!/bin/sh\necho $$ > {tmp_path}/probe.pid\nexec sleep 30\n")
     (tmp_path / "unshare").chmod(0o755)
@@ -137,10 +138,12 @@ def test_a_sigterm_during_the_namespace_probe_leaves_no_probe_behind(tmp_path):
     while not pid_file.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     probe = int(pid_file.read_text())
-    proc.terminate()  # the default action: netbed ends at once, before any handler of its own
+    proc.send_signal(sig)
     proc.wait(timeout=10)
-    deadline = time.monotonic() + 5
     try:
+        if sig != signal.SIGKILL:  # netbed reaps it before it exits: gone by now, no waiting
+            assert not _alive(probe), "the probe outlived netbed"
+        deadline = time.monotonic() + 5  # after SIGKILL the kernel kills it (PR_SET_PDEATHSIG)
         while _alive(probe):
             assert time.monotonic() < deadline, "the probe outlived netbed"
             time.sleep(0.01)

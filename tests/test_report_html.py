@@ -99,7 +99,8 @@ def test_page_is_self_contained_and_links_only_to_its_own_sections_and_the_pcaps
     dom = Elements(text)
     assert not dom.all("script") and not dom.all("link") and not dom.all("img") and not dom.all("iframe")
     assert not [a for _, a in dom.tags if "src" in a]
-    assert re.findall(r"https?://[^\"' )]+", text) == ["http://www.w3.org/2000/svg"] * 4  # SVG namespace only
+    svgs = len(dom.all("svg"))  # 4 ladders and the figures of the runs that carried data
+    assert re.findall(r"https?://[^\"' )]+", text) == ["http://www.w3.org/2000/svg"] * svgs  # SVG namespace only
     for href in (a["href"] for a in dom.all("a")):
         if href.startswith("#"):
             continue
@@ -117,7 +118,7 @@ def test_pcap_links_are_relative_to_where_the_page_is_written(tmp_path):
 def test_one_inline_ladder_svg_per_run_and_the_first_of_each_experiment_unfolded(page):
     _, text = page
     dom = Elements(text)
-    assert len(dom.all("svg")) == len(RUNS)
+    assert len(dom.all("svg")) == len(RUNS) + len(dom.with_class("details", "rp-figure"))
     folded = [a for a in dom.with_class("details", "rp-ladder") if "open" not in a]
     assert len(folded) == 1  # handshake on wan: passed, same exchange as on lan
     assert "<?xml" not in text
@@ -215,7 +216,8 @@ def test_report_command_rewrites_the_page_offline_and_prints_the_verdict_table(t
     out = capsys.readouterr().out
     assert "experiment    topology   verdict    time  failed assertions" in out
     assert "2/4 passed; run folders under" in out and f"report: {tmp_path / 'r.html'}" in out
-    assert len(Elements((tmp_path / "r.html").read_text()).all("svg")) == 4
+    dom = Elements((tmp_path / "r.html").read_text())
+    assert len(dom.all("svg")) == 4 + len(dom.with_class("details", "rp-figure"))  # ladders, figures
 
 
 def test_report_command_json_is_pure_json(tmp_path, capsys):
@@ -249,7 +251,8 @@ PROBE = """<script>
 const box = e => e.getBoundingClientRect();
 const cells = [...document.querySelectorAll('table.rp-verdicts td.rp-verdict')].map(td => ({
   text: td.innerText.trim().split(/\\s+/)[0], bg: getComputedStyle(td).backgroundColor, top: box(td).top}));
-const svgs = [...document.querySelectorAll('details[open] svg')].map(s => ({w: box(s).width, h: box(s).height}));
+const svgs = [...document.querySelectorAll('details.rp-ladder[open] svg')]
+  .map(s => ({w: box(s).width, h: box(s).height}));
 const out = document.createElement('pre');
 out.id = 'probe';
 out.textContent = JSON.stringify({cells, svgs, pageWidth: document.documentElement.scrollWidth});
@@ -285,7 +288,8 @@ def test_report_renders_in_headless_chromium_with_its_table_and_diagrams(page, t
     res = chromium("--dump-dom", "--window-size=1280,2000", probe.as_uri(), profile=tmp_path / "p2")
     dom = Elements(res.stdout)
     assert len(dom.with_class("td", "rp-pass")) == 2 and len(dom.with_class("td", "rp-fail")) == 2, res.stderr[-2000:]
-    assert len(dom.all("svg")) == len(RUNS)  # one inline ladder per run, parsed as SVG by the browser
+    # one inline ladder per run (and the figures of runs that carried data), parsed as SVG by the browser
+    assert len(dom.all("svg")) == len(RUNS) + len(dom.with_class("details", "rp-figure"))
     drawn = json.loads(re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.DOTALL)[1].replace("&quot;", '"'))
     assert sorted(c["text"] for c in drawn["cells"]) == ["FAIL", "FAIL", "PASS", "PASS"]
     colours = {c["text"]: c["bg"] for c in drawn["cells"]}

@@ -19,7 +19,7 @@ def test_every_topology_passes_pingall(args):
     res = netbed("topo", *args, "--test", "pingall")
     assert res.returncode == 0, res.stdout + res.stderr
     # each phase with its time: the build, the test, the teardown
-    assert re.search(r"switches built in \d+\.\d\d s$", res.stdout, re.M), res.stdout
+    assert re.search(r"switch(es)? built in \d+\.\d\d s$", res.stdout, re.M), res.stdout
     assert re.search(r"^test pingall: PASS \(.*\) in \d+\.\d\d s$", res.stdout, re.M), res.stdout
     assert re.search(r"^teardown in \d+\.\d\d s; total \d+\.\d\d s$", res.stdout, re.M), res.stdout
 
@@ -68,3 +68,13 @@ def test_bridge_netfilter_is_off_inside_the_switch_and_untouched_outside():
         if before is not None:
             assert inside == "0"
         assert (knob.read_text() if knob.exists() else None) == before
+
+
+def test_the_summary_line_reads_as_english():
+    res = netbed("topo", "multi-lan", "--test", "none")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith("multi-lan: 4 hosts, 1 router, 2 switches built in "), res.stdout
+    res = netbed("topo", "lan", "--hosts", "1", "--test", "none")
+    assert res.stdout.startswith("lan: 1 host, 0 routers, 1 switch built in "), res.stdout
+    res = netbed("topo", "--topo", "single,1", "--test", "none")  # Mininet's built-in, Mininet's build
+    assert res.stdout.startswith("single,1: 1 host, 0 routers, 1 switch built by Mininet in "), res.stdout

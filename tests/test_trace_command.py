@@ -60,6 +60,21 @@ def test_the_table_lists_every_connection_and_counts_frames(tmp_path: Path) -> N
     assert lines[-1] == f"3 TCP connections, {len(packets)} frames"
 
 
+def test_table_cells_are_padded_like_the_endpoint_texts_whatever_their_length(tmp_path: Path) -> None:
+    """Rows are formatted from an address prefix and a port; each cell must still be the endpoint's
+    text left-aligned in its column, and a text longer than the column (IPv6) widens only its cell."""
+    long = Conversation(client_addr=("fd00:1234:5678:9abc:def0:1234:5678:9abc", 65535),
+                        server_addr=("fd00::2", 8), start=T0 + 0.0009).handshake()
+    long.four_way_close()
+    path = write_pcap(tmp_path / "c.pcap", interleave(*conversations(), long))
+    rows = netbed("trace", str(path)).stdout.splitlines()[2:-1]
+    expected = [f"{str(c.client):<21}  {str(c.server):<21}  {c.handshake:<10}  {c.close_kind:<12}  "
+                f"{c.close_initiator or '-':<9}  {c.bytes_client:>12}  {c.bytes_server:>12}  {c.half_close_bytes:>10}  "
+                f"{c.segment_count:>8}" for c in read_trace(path).connections]
+    assert rows == expected
+    assert len(rows[-1]) > len(rows[0])
+
+
 def by_client(text: str | bytes) -> dict:
     doc = json.loads(text)
     doc["connections"].sort(key=lambda c: c["client"])

@@ -1,4 +1,5 @@
 """TCP payload bytes cut out of captured frames: the bytes as sent, whatever the link layer and headers."""
+import gzip
 import struct
 
 import pytest
@@ -59,3 +60,18 @@ def test_a_frame_cut_by_the_snap_length_gives_what_was_captured(tmp_path):
     (conn,) = read_trace(path).connections
     request = next(s for s in conn.segments if s.payload_len == len(REQUEST))
     assert tcp_payloads(path, {request.frame}) == {request.frame: REQUEST[:10]}
+
+
+def test_payloads_of_a_gzip_capture_are_those_of_the_plain_one(tmp_path):
+    """A rotating capture's .pcap.gz: the same opener as read_trace, so the same bytes come out (the
+    reader used to take the compressed bytes for the capture and find no frames at all)."""
+    c = conversation()
+    plain = tmp_path / "c.pcap"
+    plain.write_bytes(pcap_bytes(c.packets))
+    packed = tmp_path / "c.pcap.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    (conn,) = read_trace(packed).connections
+    frames = {s.frame for s in conn.segments}
+    got = tcp_payloads(packed, frames)
+    assert got == tcp_payloads(plain, frames)
+    assert got[next(s.frame for s in conn.segments if s.payload_len == len(REQUEST))] == REQUEST

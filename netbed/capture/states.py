@@ -1,4 +1,9 @@
-"""Kernel TCP state changes, recorded with bpftrace on the tracepoint `sock:inet_sock_set_state`.
+"""Kernel TCP state changes and congestion state, recorded with bpftrace.
+
+Tracepoints: `sock:inet_sock_set_state` (state changes), `tcp:tcp_probe` (cwnd, ssthresh, srtt,
+snd_nxt, snd_una, snd_wnd, rcv_wnd each time an established socket receives a segment) and
+`tcp:tcp_retransmit_skb`. The tracer sees the whole machine; a run keeps only the lines of its own
+namespaces (`keep_namespaces`), and bpftrace's own "Lost N events" lines, which say it fell behind.
 
 bpftrace runs in the root namespace (it sees every namespace) inside a private mount namespace of
 its own, where it may mount tracefs without changing the machine's mounts. Its raw log is saved in
@@ -69,12 +74,13 @@ class StateTracer:
         self._settle()
         return self.path.stat().st_size if self.path.exists() else 0
 
-    def copy_since(self, mark: int, dest: Path) -> None:
-        """Write what was logged after `mark` into `dest` (a run folder's own states.txt)."""
+    def copy_since(self, mark: int, dest: Path, netns: set[int] | None = None) -> None:
+        """Write what was logged after `mark` into `dest` (a run folder's own states.txt), only the
+        lines of the namespaces `netns` when given."""
         self._settle()
         with open(self.path, "rb") as src:
             src.seek(mark)
-            dest.write_bytes(src.read())
+            dest.write_bytes(_only(src.read(), netns))
 
     def _settle(self, limit: float = 5.0) -> None:
         """Make sure every state change that happened before now is in the log.
@@ -129,6 +135,25 @@ class StateTracer:
     def facts(self) -> dict:
         return {"source": self.source, "file": LOG if self.source == "bpftrace" else None,
                 "clock_offset": self.clock_offset, "error": self.error or None}
+
+
+def keep_namespaces(path: Path, netns: set[int]) -> None:
+    """Cut a log a private tracer wrote down to the run's own namespaces (the machine's other TCP
+    traffic, tcp_probe's especially, would make it large and is none of the run's business)."""
+    if path.exists():
+        path.write_bytes(_only(path.read_bytes(), netns))
+
+
+def _only(log: bytes, netns: set[int] | None) -> bytes:
+    if netns is None:
+        return log
+    wanted = {str(n).encode() for n in netns}
+    kept = []
+    for line in log.splitlines(keepends=True):
+        parts = line.split(b" ", 3)
+        if line.startswith(b"Lost ") or (len(parts) > 3 and len(parts[0]) == 1 and parts[2] in wanted):
+            kept.append(line)
+    return b"".join(kept)
 
 
 # /proc/net/tcp's state numbers are Linux's own (include/net/tcp_states.h), as bpftrace reports them

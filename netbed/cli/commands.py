@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netbed import topo_cli, topologies
+from netbed import custom_topo, lab, topo_cli, topologies
 from netbed.cli.parser import build_parser
 from netbed.errors import NetbedError, exit_code_of
 
@@ -67,6 +67,11 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_topo(args: argparse.Namespace) -> int:
+    chosen = custom_topo.wanted(args.name, args.topo, args.custom)
+    if chosen is not None:
+        return custom_topo.run_topology(args, chosen)
+    if args.name is None:
+        raise NetbedError(f"name a topology: one of {', '.join(topologies.TOPOLOGIES)}, or --topo/--custom")
     topologies.module(args.name)
     return topo_cli.run_topology(args.name, args)
 
@@ -74,6 +79,11 @@ def cmd_topo(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from netbed.experiment import catalog
 
+    if args.claims is not None:
+        from netbed.claims.skeleton import skeleton
+
+        print(skeleton(args.claims), end="")
+        return 0
     exps = catalog()
     if args.json:
         print(json.dumps({"experiments": [e.to_json() for e in exps]}, ensure_ascii=False, indent=2))
@@ -97,17 +107,36 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from netbed import runner
+    from netbed.claims import grade
     from netbed.cli.progress import progress_for
+    from netbed.preflight import require_emulation
     from netbed.report.text import print_table, result_text
+    from netbed.runfolder import check_base
 
-    pairs = runner.plan(args.name, args.topo, args.all)
+    if grade.is_claim_target(args.name):
+        if args.custom or args.client or args.server:
+            raise NetbedError("a claim file names its own topology and hosts (topology, [server] host, [client] "
+                              "host): --custom, --client and --server are for catalog experiments")
+        check_base(args.out or Path("runs"), "--out" if args.out else "run folder")
+        if args.html is not None:
+            check_writable(args.html)  # before the runs, not after
+        if args.junit is not None:
+            check_writable(args.junit, "--junit", "the JUnit file", "grades.xml")
+        return grade.cmd_run_claims(args)
+    if args.junit is not None:
+        raise NetbedError("--junit is for claim files: netbed run FILE.toml|DIR --junit FILE")
+
+    custom = custom_topo.from_run_args(args)
+    pairs = runner.plan(args.name, None if custom else args.topo, args.all, custom)
+    require_emulation("tcpdump")  # before anything touches the disk
+    check_base(args.out or Path("runs"), "--out" if args.out else "run folder")
     if args.html is not None:
         check_writable(args.html)  # before minutes of runs, not after
     results: list[RunResult] = []
     try:
         with progress_for(quiet=args.json, total=len(pairs), stream=sys.stderr) as progress:
             for result in runner.run_series(pairs, args.out, switch=args.switch, starting=progress.start,
-                                            cluster=runner.cluster_of(args)):
+                                            custom=custom, jobs=args.jobs, cluster=runner.cluster_of(args)):
                 progress.done(result)
                 results.append(result)
     finally:  # an interrupted --all still leaves a page of the runs that finished, marked incomplete
@@ -130,8 +159,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from netbed.report.text import result_text
+    from netbed.runfolder import require_complete
     from netbed.verdict import check_dir
 
+    require_complete(args.dir)
     result = check_dir(args.dir)
     if args.json:
         summary = result.summary()
@@ -145,7 +176,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from netbed.report.folder import show_dir
     from netbed.report.text import show_text
+    from netbed.runfolder import require_complete
 
+    require_complete(args.dir)
     shown = show_dir(args.dir)
     if args.json:
         print(json.dumps(shown.to_json(), indent=2, ensure_ascii=False))
@@ -186,10 +219,11 @@ def completion_script(shell: str) -> str:
     return argcomplete.shellcode(["netbed"], shell=shell)
 
 
-def check_writable(path: Path) -> None:
-    """Fail now, in one line, if the report page could not be written at `path` later."""
+def check_writable(path: Path, option: str = "--html", what: str = "the page's file",
+                   example: str = "report.html") -> None:
+    """Fail now, in one line, if the report page (or JUnit file) could not be written at `path` later."""
     if path.is_dir():
-        raise NetbedError(f"--html {path} is a folder: name the page's file, e.g. {path / 'report.html'}")
+        raise NetbedError(f"{option} {path} is a folder: name {what}, e.g. {path / example}")
     existing = path.resolve().parent
     while not existing.exists():
         existing = existing.parent
@@ -206,6 +240,6 @@ def write_report(results: list[RunResult], path: Path, planned: int | None = Non
         raise NetbedError(f"cannot write {path}: {exc.strerror}") from None
 
 
-COMMANDS = {"clean": cmd_clean, "topo": cmd_topo, "list": cmd_list, "trace": cmd_trace, "run": cmd_run,
+COMMANDS = {"clean": cmd_clean, "topo": cmd_topo, "lab": lab.main, "list": cmd_list, "trace": cmd_trace, "run": cmd_run,
             "check": cmd_check, "show": cmd_show, "report": cmd_report, "completion": cmd_completion,
             "cluster": cmd_cluster}

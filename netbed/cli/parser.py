@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from netbed import topo_cli, topologies
+from netbed import custom_topo, lab, topo_cli, topologies
 from netbed.network import SWITCHES
 
 EXAMPLES = """\
@@ -34,6 +34,8 @@ examples:
   netbed topo multi-lan --lans 3 --test pingall
   netbed topo wan --routers 3 --test ping-ends first host to last, across 3 routers
   netbed topo lan --cli                        Mininet's CLI before tearing down
+  netbed topo --topo tree,depth=2,fanout=3     a Mininet built-in, as `mn --topo` takes it
+  netbed topo --custom mytopo.py --topo mytopo,3 --cli   your own Mininet Topo, as `mn --custom` reads it
 """,
     "run": """\
 examples:
@@ -42,6 +44,15 @@ examples:
   netbed run --all                              every experiment on every topology, a verdict table
   netbed run --all --topo lan --html report.html
   netbed run --all --json > results.json        nothing but JSON on stdout, no progress
+  netbed run handshake --topo linear,3          on a Mininet built-in topology
+  netbed run close-client --custom mytopo.py --topo mytopo --client h1 --server h3
+""",
+    "lab": """\
+examples:
+  netbed lab lan --hosts 3                      Mininet's CLI; every host interface captured from the start
+  netbed lab --custom mytopo.py --topo mytopo   the same on your own Mininet Topo
+  netbed lab lan --script session.cli           replay CLI commands without a person (CI)
+  on exit: every TCP connection of the session, classified, with ladder and kernel states (lab.html)
 """,
     "list": """\
 examples:
@@ -105,38 +116,82 @@ def _switches(**_: Any) -> list[str]:
     return list(SWITCHES)
 
 
+MAX_JOBS = 64
+
+
+def _jobs(text: str) -> int:
+    """--jobs N: a whole number of parallel runs, 1..MAX_JOBS."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"--jobs must be a whole number from 1 to {MAX_JOBS}, not {text!r}")
+    return int(text)
+
+
 def _complete(action: argparse.Action, completer: Any) -> argparse.Action:
     action.completer = completer  # type: ignore[attr-defined]  # read by argcomplete
     return action
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistyped command line is one line on stderr and exit 2, like every netbed error.
+
+    argparse prints the usage of the whole program before its error, often the top level's
+    (`usage: netbed [-h] COMMAND ...`) for a subcommand's mistake; the line here names the
+    subcommand and where its options are listed.
+    """
+
+    commands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:  # told by the subcommand that did not take them, not by the top level
+            owner = getattr(self, "commands", {}).get(getattr(parsed, "command", None), self)
+            owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="netbed", description="A network-emulation testbed for the "
+    parser = OneLineParser(prog="netbed", description="A network-emulation testbed for the "
                                      "network-programming lecture.", epilog=EXAMPLES, formatter_class=raw)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    parser.commands = {}
+
     def command(name: str, summary: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-                              epilog=COMMAND_EXAMPLES[name], formatter_class=raw)
+        parser.commands[name] = sub.add_parser(name, help=summary, epilog=COMMAND_EXAMPLES[name],
+                                               description=summary[0].upper() + summary[1:] + ".",
+                                               formatter_class=raw)
+        return parser.commands[name]
 
     p = command("topo", "build a topology, test reachability, tear down (like mn)")
-    _complete(p.add_argument("name", help=f"one of {', '.join(topologies.TOPOLOGIES)}"), _topologies)
+    _complete(p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, "
+                             "--custom)"), _topologies)
     topo_cli.add_arguments(p)
+    custom_topo.add_topo_arguments(p)
 
     p = command("run", "run experiments, check them, write run folders")
-    _complete(p.add_argument("name", nargs="?", help="experiment name (see netbed list)"), _experiments)
+    _complete(p.add_argument("name", nargs="?", help="experiment name (see netbed list), or a claim file (.toml) "
+                             "or a folder of them (docs/grading.md)"), _experiments)
     p.add_argument("--all", action="store_true", help="every experiment on every topology it supports")
-    _complete(p.add_argument("--topo", help="topology (default: the experiment's first)"), _topologies)
+    _complete(p.add_argument("--topo", help="topology (default: the experiment's first); also a Mininet one: "
+                             "single,3, tree,depth=2 or a --custom file's"), _topologies)
+    custom_topo.add_run_arguments(p)
     p.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
     _complete(p.add_argument("--switch", default="bridge", help="bridge (default) or ovs"), _switches)
     p.add_argument("--json", action="store_true", help="print the result as JSON (and nothing else)")
+    p.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="run N experiments at once (with --all)")
     p.add_argument("--html", type=Path, metavar="FILE",
                    help="also write one self-contained HTML page: verdicts, claims, ladders, states, pcap links")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="claim files: also write JUnit XML (one test case each)")
     topo_cli.add_cluster_arguments(p)
 
     p = command("list", "the experiments, their topologies and lecture claims")
     p.add_argument("--json", action="store_true")
+    _complete(p.add_argument("--claims", metavar="EXP", help="print a claim-file skeleton of experiment EXP"),
+              _experiments)
 
     p = command("trace", "connections in a pcap, classified (handshake, close kind, bytes)")
     p.add_argument("pcap", help="a pcap or pcapng file, also gzip-compressed; - reads standard input")
@@ -155,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
                              help="a run folder, or a folder of run folders (runs/)"), _directories())
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML page `netbed run --html` writes")
     p.add_argument("--json", action="store_true", help="print the verdicts as `netbed run --all --json` does")
+
+    p = command("lab", "an interactive lab: Mininet's CLI, every host captured, each TCP connection classified")
+    _complete(p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, "
+                             "--custom)"), _topologies)
+    lab.add_arguments(p)
 
     command("clean", "remove what dead runs left behind (and only that)")
 

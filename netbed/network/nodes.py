@@ -15,6 +15,7 @@ The class names are Mininet's (`Host`, `LinuxBridge`), so `dump` prints what sto
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 
@@ -133,6 +134,18 @@ class LinuxBridge(NetnsShell, MininetLinuxBridge):
         super().__init__(name, netns_fd=netns_fd, **params)
         # up=None: the fast build brought it up already (Intf would run `ifconfig lo up` in a shell)
         Intf("lo", node=self, port=0, moveIntfFn=_in_place, up=None if netns_fd is not None else True)
+
+    def dpctl(self, *args: str) -> str:
+        """`brctl ARGS` as this switch sees its namespace (the CLI's `dpctl show`).
+
+        brctl lists bridges from /sys/class/net, and a sysfs shows the network namespace that mounted
+        it — the root one: in the switch's namespace plain `brctl show` listed the machine's bridges
+        and not s1. A fresh sysfs in a private mount namespace shows this switch, as stock's
+        root-namespace `brctl show` shows its s1.
+        """
+        quoted = " ".join(shlex.quote(arg) for arg in args)
+        return self.cmd("unshare --mount --propagation private sh -c "
+                        "'mount -t sysfs sysfs /sys && exec brctl \"$@\"' brctl " + quoted)
 
     @classmethod
     def setup(cls) -> None:

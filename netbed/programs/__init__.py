@@ -12,6 +12,9 @@ from netbed.network import Testbed
 
 PEER = str(Path(__file__).with_name("peer.py"))
 HTTPD = str(Path(__file__).with_name("httpd.py"))
+UNPRIVILEGED = str(Path(__file__).with_name("unprivileged.py"))
+ACCEPTOR = str(Path(__file__).with_name("acceptor.py"))
+UDHCPC_SCRIPT = str(Path(__file__).with_name("udhcpc_script.py"))
 
 
 @dataclass

@@ -8,6 +8,8 @@ about; the experiment chooses their order and timing so that the verdict is dete
     send:N         send N bytes (a fixed pseudo-random stream; its SHA-256 is reported)
     recv:N         receive exactly N bytes
     recv-eof       receive until end of file (the peer's FIN)
+    read:N         one recv() of at most N bytes (UDP: one datagram); its size is reported, 0 is EOF
+    cork           TCP_CORK: hold written data in the kernel until close() (or a full segment)
     shutdown-wr    shutdown(SHUT_WR): send our FIN, keep receiving (half-close)
     quickack       TCP_QUICKACK: send the delayed ACK now instead of within 40-200 ms
     linger0        SO_LINGER on with timeout 0: close() will send RST
@@ -18,6 +20,8 @@ about; the experiment chooses their order and timing so that the verdict is dete
                    (both set up the whole process: at the head of a server's script, before accept())
     close          close()
     kill           SIGKILL ourselves: the kernel closes what we leave open
+    exit           exit() with the socket still open (never close()): the kernel closes it
+    return         return from main with the socket still open (never close()): the kernel closes it
 
     peer.py server PORT [--bind ADDR] [--udp] [--reuseport] -- ACTIONS...
     peer.py client HOST PORT [--bind ADDR[:PORT]] [--reuseaddr] [--udp] -- ACTIONS...
@@ -52,6 +56,10 @@ CAP_SYS_NICE = 23  # bit in CapEff (linux/capability.h)
 MACHINE_ACTIONS = {"realtime"}
 # Actions that set up the whole process: at the head of a script they are played before accept()
 PROCESS_SETTINGS = {"realtime", "prompt"}
+
+
+class _Return(Exception):
+    """The script's `return` action: stop playing, main returns normally."""
 
 
 def payload(n: int, offset: int = 0) -> bytes:
@@ -90,6 +98,8 @@ class Peer:
             name, _, arg = action.partition(":")
             try:
                 getattr(self, "do_" + name.replace("-", "_"))(arg)
+            except _Return:
+                return True
             except OSError as exc:
                 self.error = errno.errorcode.get(exc.errno, str(exc.errno)) if exc.errno else type(exc).__name__
                 self.failed_at = action
@@ -135,6 +145,30 @@ class Peer:
             self.recv_hash.update(data)
         self.received += got
         self.note("eof", bytes=got)
+
+    def do_read(self, arg: str) -> None:
+        if self.udp:
+            data, self.peer_addr = self.sock.recvfrom(int(arg))
+        else:
+            data = self.sock.recv(int(arg))
+        self.received += len(data)
+        self.recv_hash.update(data)
+        self.note("read", bytes=len(data))
+
+    def do_cork(self, _arg: str) -> None:
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+
+    def do_exit(self, _arg: str) -> None:
+        self.note("exit")
+        self.report()
+        self.sock.detach()  # Python's socket object forgets the descriptor: nobody calls close() on it
+        sys.exit(0)
+
+    def do_return(self, _arg: str) -> None:
+        self.note("return")
+        self.local = self.sock.getsockname()
+        self.sock.detach()  # main returns with the descriptor open: the process's end closes it
+        raise _Return
 
     def do_shutdown_wr(self, _arg: str) -> None:
         self.sock.shutdown(socket.SHUT_WR)

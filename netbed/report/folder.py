@@ -14,6 +14,7 @@ from netbed.errors import NetbedError
 from netbed.experiment import EVIDENCE, Evidence
 from netbed.report.ladder import Ladder, build_ladder, render_text
 from netbed.report.svg import render_svg
+from netbed.runfolder import INCOMPLETE, require_complete
 from netbed.verdict import LADDER_SVG, LADDER_TEXT, SIDES, RunResult, result_of_dir
 
 
@@ -31,6 +32,8 @@ def ladder_of_run(evidence: Evidence, point: str = "client") -> Ladder | None:
     segments are the same ones seen elsewhere on the path (useful for TTLs and MACs, not new arrows).
     Without a main connection (no program called "client"), the first connection captured is drawn.
     """
+    if point not in evidence.points():  # nothing was captured (a claim file whose build failed)
+        return None
     main = evidence.connection(point) if "client" in evidence.programs else None
     conn = main
     if conn is None:
@@ -62,13 +65,16 @@ def write_ladder_files(evidence: Evidence) -> None:
 
 
 def run_dirs(paths: Iterable[Path]) -> list[Path]:
-    """The run folders named by `paths`: a run folder itself, or a folder of run folders (``runs/``)."""
+    """The run folders named by `paths`: a run folder itself, or a folder of run folders (``runs/``).
+
+    Inside a folder of run folders, those whose run never finished writing them (INCOMPLETE) are left out."""
     found: list[Path] = []
     for path in map(Path, paths):
         if _is_run(path):
+            require_complete(path)
             found.append(path)
         elif path.is_dir():
-            inside = sorted(p for p in path.iterdir() if _is_run(p))
+            inside = sorted(p for p in path.iterdir() if _is_run(p) and not (p / INCOMPLETE).exists())
             if not inside:
                 raise NetbedError(f"{path} is neither a netbed run folder nor a folder of run folders "
                                   f"(no {EVIDENCE} in it or below it)")

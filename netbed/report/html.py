@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
@@ -29,11 +29,15 @@ from markupsafe import Markup
 from netbed import __version__
 from netbed.expect import Assertion
 from netbed.experiment import Experiment, catalog
+from netbed.report.text import fidelity_lines
 from netbed.topologies import TOPOLOGIES
-from netbed.verdict import LADDER_SVG, SIDES, RunResult
+from netbed.verdict import CWND_SVG, EXPERIMENT_SVG, LADDER_SVG, SIDES, TSEQ_SVG, RunResult
 
 SVG_NS = "http://www.w3.org/2000/svg"
 _UNSAFE_ELEMENTS = {"script", "foreignObject", "iframe", "object", "embed"}
+FIGURES = ((EXPERIMENT_SVG, "the experiment's figure"),
+           (TSEQ_SVG, "time-sequence graph of the main connection (from the sender's capture)"),
+           (CWND_SVG, "congestion window, ssthresh and srtt of the sending socket (the kernel's tcp_probe)"))
 NOTHING = "(nothing)"  # a ladder row one side lacks, as expect.ladder's text says it
 
 
@@ -49,6 +53,7 @@ class Run:
     any_via: bool = False
     pcaps: list[tuple[str, str]] | None = None
     folder: str | None = None
+    figures: list[tuple[str, Markup]] = field(default_factory=list)  # (caption, defused SVG)
 
 
 @dataclass
@@ -95,7 +100,8 @@ def _template():
     env = Environment(loader=PackageLoader("netbed.report", "templates"), autoescape=True)
     env.tests["multiline"] = lambda text: "\n" in str(text)
     env.globals.update(verdict=lambda r: "PASS" if r.passed else "FAIL", value_text=value_text,
-                       expected_text=expected_text, ladder_rows=ladder_rows)
+                       expected_text=expected_text, ladder_rows=ladder_rows,
+                       fidelity_text=lambda r: " ".join(line.strip() for line in fidelity_lines(r)))
     return env.get_template("report.html")
 
 
@@ -128,6 +134,10 @@ def _prepare(run: Run, base: Path, ladder_open: bool) -> None:
     r = run.result
     svg = inline_svg(Path(r.artifacts["dir"]) / LADDER_SVG)
     run.svg = Markup(svg) if svg is not None else None  # defused by inline_svg
+    for name, caption in FIGURES:
+        figure = inline_svg(Path(r.artifacts["dir"]) / name)
+        if figure is not None:
+            run.figures.append((caption, Markup(figure)))  # defused by inline_svg
     run.ladder_open = ladder_open
     run.states, run.any_via = _state_rows(r)
     pcaps = r.artifacts.get("pcaps") or {}

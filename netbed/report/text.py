@@ -23,6 +23,7 @@ def verdict_word(passed: bool) -> str:
 def result_text(result: RunResult) -> str:
     """One run: verdict, each assertion, the ladder diagram, and where its files are."""
     lines = [f"{verdict_word(result.passed)}  {result.experiment} on {result.topology}"]
+    lines += fidelity_lines(result)
     for a in result.assertions:
         lines += a.lines("  ")
     ladder = Path(result.artifacts.get("ladder") or Path(result.artifacts["dir"]) / "ladder.txt")
@@ -38,6 +39,7 @@ def show_text(shown: Shown) -> str:
     origin = "re-checked from the saved captures" if shown.verdict_from == "re-check" else \
         "as saved in result.json (the experiment is not installed here)"
     lines = [f"{verdict_word(r.passed)}  {r.experiment} on {r.topology}  ({origin})"]
+    lines += fidelity_lines(r)
     for a in r.assertions:
         lines += a.lines("  ")
     ladder = render_text(shown.ladder) if shown.ladder is not None else "(no TCP connection in the capture)"
@@ -48,6 +50,22 @@ def show_text(shown: Shown) -> str:
         lines.append(f"  {side}: {names or 'none recorded'}")
     lines.append(f"\nrun folder: {r.artifacts['dir']}")
     return "\n".join(lines)
+
+
+def fidelity_lines(result: RunResult) -> list[str]:
+    """Next to the verdict: whether the machine kept up during the run, and if not why."""
+    f = result.fidelity
+    if not f:
+        return []
+    rec = f.get("record") or {}
+    slip = rec.get("timer_slip_ms") or {}
+    idle = rec.get("cpu_idle_share")
+    measured = (f"CPU idle {idle:.1%}" if idle is not None else "CPU idle ?") + \
+        f", timer slip p99 {slip.get('p99')} ms (max {slip.get('max')}), " \
+        f"tracer lost {rec.get('tracer_lost_events')}, capture dropped {rec.get('capture_dropped')}"
+    if f.get("kept"):
+        return [f"  fidelity: kept ({measured})"]
+    return [f"  FIDELITY LOST: {'; '.join(f.get('reasons') or [])} ({measured}); timing-dependent assertions refused"]
 
 
 def failed_names(result: RunResult) -> list[str]:

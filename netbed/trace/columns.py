@@ -14,7 +14,7 @@ import numpy as np
 
 from .frames import Frames
 
-__all__ = ["ConnectionTable", "TcpColumns", "clock_of", "tuple_keys"]
+__all__ = ["ConnectionTable", "TcpColumns", "clock_of", "row_numbers", "tuple_keys"]
 
 
 @dataclass
@@ -54,11 +54,21 @@ class TcpColumns:
         return len(self.frame)
 
     def select(self, rows: np.ndarray) -> TcpColumns:
+        rows = row_numbers(rows)
         return TcpColumns(*(getattr(self, f.name)[rows] for f in fields(self)))
 
     @staticmethod
     def concat(parts: Sequence[TcpColumns]) -> TcpColumns:
         return TcpColumns(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(TcpColumns)))
+
+
+def row_numbers(rows: np.ndarray) -> np.ndarray:
+    """A boolean mask as the row numbers it selects, index arrays as they are.
+
+    Why: selecting with a mask that is true here and there costs ~6x selecting with its row
+    numbers (the mask's branches mispredict), and a table selects each of its ~25 columns with it.
+    """
+    return np.flatnonzero(rows) if isinstance(rows, np.ndarray) and rows.dtype == np.bool_ else rows
 
 
 def clock_of(time: np.ndarray, before: float) -> np.ndarray:
@@ -107,6 +117,7 @@ class ConnectionTable:
         return cls(*(np.zeros(0, kinds.get(f.name, np.int64)) for f in fields(cls)))
 
     def select(self, rows: np.ndarray) -> ConnectionTable:
+        rows = row_numbers(rows)
         return ConnectionTable(*(getattr(self, f.name)[rows] for f in fields(self)))
 
     @staticmethod

@@ -49,6 +49,7 @@ __all__ = ["decode"]
 
 _MAC_MASK = np.uint64((1 << MAC_BITS) - 1)
 _KNOWN_LINKTYPES = tuple(int(k) for k in LinkType)
+_NO_ROWS = np.zeros(0, np.int64)
 
 
 def _compact(rows: np.ndarray) -> np.ndarray | slice:
@@ -80,7 +81,16 @@ def _link_layer(u8: np.ndarray, ix: RecordIndex, fr: Frames, warnings: list[str]
     start, lt = ix.start, ix.linktype
     end = start + ix.caplen  # first byte after this frame's captured bytes
     l3 = np.full(len(start), -1, np.int64)
-    m = np.flatnonzero((lt == LinkType.ETHERNET) & (ix.caplen >= ETHERNET_HEADER))
+    # Usually every frame has the same link type (always in classic pcap): then which frames a
+    # branch decodes depends on their length alone, and no link-type column is searched.
+    single = int(lt[0]) if len(lt) and not (lt != lt[0]).any() else None
+
+    def rows_of(types: tuple[int, ...], long_enough: np.ndarray) -> np.ndarray:
+        if single is not None:
+            return np.flatnonzero(long_enough) if single in types else _NO_ROWS
+        return np.flatnonzero(np.isin(lt, types) & long_enough)
+
+    m = rows_of((LinkType.ETHERNET,), ix.caplen >= ETHERNET_HEADER)
     if len(m):
         eth = m
         m = _compact(m)
@@ -100,27 +110,27 @@ def _link_layer(u8: np.ndarray, ix: RecordIndex, fr: Frames, warnings: list[str]
             fr.ethertype[tagged] = t["type"]
             l3[tagged] += VLAN_TAG
     for linktype, (size, spec) in COOKED_LAYOUTS.items():
-        m = np.flatnonzero((lt == linktype) & (ix.caplen >= size))
+        m = rows_of((linktype,), ix.caplen >= size)
         if len(m):
             m = _compact(m)
             h = gather_fields(u8, start[m], spec, size)
             fr.src_mac[m] = np.where(h["halen"] == 6, h["addr"] >> np.uint64(16), 0)
             fr.ethertype[m] = h["proto"]
             l3[m] = start[m] + size
-    m = np.flatnonzero(np.isin(lt, RAW_IP_LINKTYPES) & (ix.caplen >= 1))
+    m = rows_of(RAW_IP_LINKTYPES, ix.caplen >= 1)
     if len(m):
         version = u8[start[m]] >> 4
         fr.ethertype[m] = np.where(version == 4, ETH_IPV4, np.where(version == 6, ETH_IPV6, 0))
         l3[m] = start[m]
-    m = np.flatnonzero(np.isin(lt, LOOPBACK_LINKTYPES) & (ix.caplen >= 4))
+    m = rows_of(LOOPBACK_LINKTYPES, ix.caplen >= 4)
     if len(m):
         family = gather_fields(u8, start[m], {"le": ("<u4", 0), "be": (">u4", 0)}, 4)
         # DLT_NULL is in the capturing host's byte order; a family number never exceeds 0xFFFF.
         af = np.where((lt[m] == LinkType.LOOP) | (family["le"] > 0xFFFF), family["be"], family["le"])
         fr.ethertype[m] = np.where(af == AF_INET, ETH_IPV4, np.where(np.isin(af, AF_INET6_VALUES), ETH_IPV6, 0))
         l3[m] = start[m] + 4
-    unknown = ~np.isin(lt, _KNOWN_LINKTYPES)
-    if unknown.any():
+    unknown = ~np.isin(lt, _KNOWN_LINKTYPES) if single is None or single not in _KNOWN_LINKTYPES else None
+    if unknown is not None and unknown.any():
         kinds = ", ".join(str(k) for k in np.unique(lt[unknown])[:5])
         warnings.append(f"{int(unknown.sum())} frames have an unsupported link type ({kinds}); not decoded")
     return l3

@@ -3,6 +3,7 @@
 The trace model keeps headers and lengths only: a million-frame capture never copies its payloads. A
 check that needs the bytes asks for the frames it cares about; this module finds them with the same
 record index and decoded header columns as `read_frames`, and cuts each payload out of its IP packet:
+a file is mapped, a `.pcap.gz` decompressed, as everywhere else in the stage (`pcap.capture_bytes`);
 the payload is the last `payload_len` bytes before the IP packet's end (its own length field), so no
 TCP option or IPv6 extension header needs decoding twice.
 """
@@ -22,8 +23,9 @@ from .constants import (
     VLAN_TPIDS,
     LinkType,
 )
-from .container import ContainerReader
+from .container import Buffer, ContainerReader
 from .headers import decode
+from .pcap import capture_bytes
 
 LOOPBACK_HEADER = 4  # the address family word before the IP header
 LINK_HEADER = {**{lt: 0 for lt in RAW_IP_LINKTYPES}, **{lt: LOOPBACK_HEADER for lt in LOOPBACK_LINKTYPES},
@@ -33,8 +35,11 @@ LINK_HEADER = {**{lt: 0 for lt in RAW_IP_LINKTYPES}, **{lt: LOOPBACK_HEADER for 
 def tcp_payloads(path: str | os.PathLike[str], frame_numbers: set[int]) -> dict[int, bytes]:
     """{frame number: the TCP payload bytes captured} for each asked-for frame that carries TCP."""
     name = os.fspath(path)
-    with open(name, "rb") as f:
-        data = f.read()
+    with capture_bytes(name) as (data, _):
+        return _payloads(name, data, frame_numbers)
+
+
+def _payloads(name: str, data: Buffer, frame_numbers: set[int]) -> dict[int, bytes]:
     reader = ContainerReader(name)
     index, _ = reader.index(data, final=True)
     frames = decode(np.frombuffer(data, np.uint8), index, reader.warnings)
@@ -56,7 +61,7 @@ def tcp_payloads(path: str | os.PathLike[str], frame_numbers: set[int]) -> dict[
     return out
 
 
-def _ip_start(data: bytes, start: int, end: int, linktype: int) -> int | None:
+def _ip_start(data: Buffer, start: int, end: int, linktype: int) -> int | None:
     if linktype == LinkType.ETHERNET:
         at, ethertype = start + ETHERNET_HEADER, int.from_bytes(data[start + 12:start + 14], "big")
         while ethertype in VLAN_TPIDS and at + VLAN_TAG <= end:

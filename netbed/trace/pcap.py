@@ -18,15 +18,16 @@ import select
 import sys
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 import numpy as np
 
-from .container import ContainerReader, PcapError
+from .container import Buffer, ContainerReader, PcapError
 from .frames import Frames
 from .headers import decode
 
-__all__ = ["CaptureStream", "Frames", "PcapError", "read_frames"]
+__all__ = ["CaptureStream", "Frames", "PcapError", "capture_bytes", "read_frames"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's way of saying "with a gzip header and trailer"
@@ -102,15 +103,19 @@ def _decompress_all(stream: _Gunzip, name: str) -> tuple[bytes, str | None]:
         used += len(block)
 
 
-def read_frames(path: str | os.PathLike[str]) -> tuple[Frames, list[str]]:
-    """Read every frame of a capture; return the table and the warnings met on the way."""
+@contextmanager
+def capture_bytes(path: str | os.PathLike[str]) -> Iterator[tuple[Buffer, list[str]]]:
+    """The whole capture's bytes (gzip undone; a file is mapped, not copied) and the warnings met
+    reading them; the mapping is closed on leaving the ``with`` block."""
     name = os.fspath(path)
     stream, size = _open(name)
     data: bytes | mmap.mmap
-    damaged: str | None = None
+    warnings: list[str] = []
     try:
         if isinstance(stream, _Gunzip):
             data, damaged = _decompress_all(stream, name)
+            if damaged:
+                warnings.append(damaged)
         else:
             try:
                 # Mapping the file costs a page fault per 64 KiB instead of a copy of the whole file. (A file
@@ -124,18 +129,23 @@ def read_frames(path: str | os.PathLike[str]) -> tuple[Frames, list[str]]:
         if name != "-":
             stream.close()
     try:
-        reader = ContainerReader(name)
-        index, _ = reader.index(data, final=True)
-        warnings = reader.warnings
-        if damaged:
-            warnings.append(damaged)
-        return decode(np.frombuffer(data, np.uint8), index, warnings), warnings
+        yield data, warnings
     finally:
         if isinstance(data, mmap.mmap):
             try:
                 data.close()
             except BufferError:  # a view still alive (only on an error path): the collector closes it
                 pass
+
+
+def read_frames(path: str | os.PathLike[str]) -> tuple[Frames, list[str]]:
+    """Read every frame of a capture; return the table and the warnings met on the way."""
+    name = os.fspath(path)
+    with capture_bytes(name) as (data, damaged):
+        reader = ContainerReader(name)
+        index, _ = reader.index(data, final=True)
+        warnings = reader.warnings + damaged
+        return decode(np.frombuffer(data, np.uint8), index, warnings), warnings
 
 
 class CaptureStream:

@@ -24,7 +24,7 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from .classify import analyse
-from .columns import ConnectionTable, TcpColumns, tuple_keys
+from .columns import ConnectionTable, TcpColumns
 from .constants import CLOSED_QUIET_SECONDS, OPEN_QUIET_SECONDS
 from .pcap import DEFAULT_CHUNK_BYTES, CaptureStream
 
@@ -75,24 +75,8 @@ class ConnectionTracker:
     def open_connections(self) -> int:
         return len(self.ids)
 
-    def feed(self, t: TcpColumns, final: bool = False) -> ConnectionTable | None:
-        """Add the next segments (their ``clock`` continued from :attr:`clock`); return the connections
-        now final, in order of their first segment, or None."""
-        if len(t):
-            self.clock = max(self.clock, float(t.clock[-1]))
-        # Carried connections whose 4-tuple appears again are classified anew with the new segments.
-        parts = []
-        touched = np.zeros(len(self.ids), bool)
-        if len(self.ids) and len(t):
-            new_keys = np.unique(tuple_keys(t.src_hi, t.src_lo, t.sport, t.dst_hi, t.dst_lo, t.dport))
-            touched = np.isin(self.table.key, new_keys)
-            if touched.any():
-                for block in self.blocks:
-                    rows = block.rows_of(self.ids[touched])
-                    if rows is not None and rows.any():
-                        parts.append(block.segments.select(rows))
-                        block.forget(rows)
-        segs = TcpColumns.concat([*parts, t]) if parts else t
+    def _classify(self, segs: TcpColumns) -> tuple[ConnectionTable, np.ndarray, np.ndarray]:
+        """Classify ``segs``: the table, a fresh id per connection, the owning id of each segment."""
         table, order = analyse(segs)
         ids = self.next_id + np.arange(len(table))
         self.next_id += len(table)
@@ -100,10 +84,53 @@ class ConnectionTracker:
         # Sorted rows row_lo:row_hi of each connection are rows order[row_lo:row_hi] of segs.
         by_rows = np.argsort(table.row_lo, kind="stable")
         owner[order] = np.repeat(ids[by_rows], (table.row_hi - table.row_lo)[by_rows])
+        return table, ids, owner
+
+    def _add_block(self, segs: TcpColumns, owner: np.ndarray, ids: np.ndarray, gone: np.ndarray | None) -> None:
+        """Keep ``segs`` (owned by ``ids``) for later rounds, less the rows ``gone`` (classified again)."""
         if len(segs):
-            self.blocks.append(_Block(segs, owner, int(ids[0]), int(ids[-1])))
-        table = ConnectionTable.concat([self.table.select(~touched), table])
-        ids = np.concatenate([self.ids[~touched], ids])
+            block = _Block(segs, owner, int(ids[0]), int(ids[-1]))
+            if gone is not None and gone.any():
+                block.forget(gone)
+            if block.count:
+                self.blocks.append(block)
+
+    def feed(self, t: TcpColumns, final: bool = False) -> ConnectionTable | None:
+        """Add the next segments (their ``clock`` continued from :attr:`clock`); return the connections
+        now final, in order of their first segment, or None."""
+        if len(t):
+            self.clock = max(self.clock, float(t.clock[-1]))
+        # The new segments are classified on their own first. Connections never span 4-tuples, so
+        # only the 4-tuples that also have a carried connection (usually a few hundred at a chunk
+        # boundary) are classified again, their carried segments together with their new ones.
+        # Keys are compared per connection, not per segment.
+        table, ids, owner = self._classify(t)
+        touched = _member(self.table.key, table.key) if len(self.ids) and len(table) else \
+            np.zeros(len(self.ids), bool)
+        if touched.any():
+            again = _member(table.key, self.table.key[touched])
+            parts = []
+            for block in self.blocks:
+                rows = block.rows_of(self.ids[touched])
+                if rows is not None and rows.any():
+                    parts.append(block.segments.select(rows))
+                    block.forget(rows)
+            new_rows = again[owner - ids[0]]
+            redo = TcpColumns.concat([*parts, t.select(new_rows)])
+            self._add_block(t, owner, ids, new_rows)
+            redo_table, redo_ids, redo_owner = self._classify(redo)
+            self._add_block(redo, redo_owner, redo_ids, None)
+            merged = ConnectionTable.concat([table.select(~again), redo_table])
+            by_first = np.argsort(merged.first_frame, kind="stable")
+            table, ids = merged.select(by_first), np.concatenate([ids[~again], redo_ids])[by_first]
+        else:
+            self._add_block(t, owner, ids, None)
+        if touched.any():
+            table = ConnectionTable.concat([self.table.select(~touched), table])
+            ids = np.concatenate([self.ids[~touched], ids])
+        else:
+            table = ConnectionTable.concat([self.table, table])
+            ids = np.concatenate([self.ids, ids])
         silent = self.clock - table.last_time
         done = np.ones(len(table), bool) if final else \
             (silent > OPEN_QUIET_SECONDS) | (table.ended & (silent > CLOSED_QUIET_SECONDS))
@@ -201,6 +228,15 @@ def read_ahead(items: Iterable[T]) -> Iterator[T]:
         if isinstance(item, _Failed):
             raise item.error
         yield item  # type: ignore[misc]
+
+
+def _member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are in ``pool`` (a binary search in the sorted pool; faster than np.isin here)."""
+    if not len(pool):
+        return np.zeros(len(values), bool)
+    pool = np.sort(pool)
+    at = np.minimum(np.searchsorted(pool, values), len(pool) - 1)
+    return pool[at] == values
 
 
 def cut_warning(count: int) -> str:

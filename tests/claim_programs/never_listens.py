@@ -1,0 +1,5 @@
+"""never_listens.py — a server that forgot listen(): it only waits."""
+import time
+
+print("server starting")
+time.sleep(60)
