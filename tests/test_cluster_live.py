@@ -145,3 +145,22 @@ def test_sigkilled_run_is_reclaimed_on_every_server_by_netbed_clean(cluster):
     assert clean.returncode == 0, clean.stderr
     assert "reclaimed cluster run" in clean.stdout, clean.stdout
     assert server_state(cluster) == before
+
+
+def test_sabotage_a_cut_tunnel_fails_pingall(cluster):
+    """The pingall above can fail: cut one host's tunnel on the switch's server and the pings across it
+    are lost (so a PASS there means frames crossed the VXLAN tunnels)."""
+    from netbed import topo_cli
+    from netbed.cluster_lab import cluster_spec
+    from netbed.network.cluster import ClusterTestbed
+    from netbed.topologies import build
+
+    with ClusterTestbed(build("lan", hosts="4"), cluster=cluster_spec(cluster, "roundrobin")) as tb:
+        switch_server = tb.placement["s1"]
+        remote = next(h.name for h in tb.topology.hosts if tb.placement[h.name] != switch_server)
+        port = next(i.name for i in tb["s1"].intfList() if i.link and remote in (i.link.intf1.node.name,
+                                                                                 i.link.intf2.node.name))
+        assert "vxlan" in tb["s1"].cmd(f"ip -d link show {port}")  # it is a tunnel end
+        tb["s1"].cmd(f"ip link del {port}")
+        passed, text = topo_cli.reachability(tb, "pingall")
+    assert not passed and "no answer" in text, text
