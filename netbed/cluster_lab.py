@@ -91,6 +91,12 @@ def up(count: int) -> list[Server]:
         raise NetbedError("sshd is missing: run `sudo make setup` (Debian package openssh-server)")
     if servers():
         raise NetbedError("an emulated cluster is up already: `netbed cluster down` first")
+    # a namespace goes when its last process has exited, which can be a moment after `ip netns del`:
+    # delete the root-side veths now rather than leave them to that moment
+    for line in _run(["ip", "-o", "link"], check=False).stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+        if name.startswith(f"{PREFIX}-v"):
+            _run(["ip", "link", "del", name], check=False)
     if _run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
         raise NetbedError(f"{BRIDGE} exists but no cluster is recorded: `netbed cluster down` removes it")
     try:
@@ -180,6 +186,12 @@ def down() -> list[str]:
             _run(["ip", "netns", "del", name], check=False)
             if name not in removed:
                 removed.append(name)
+    # a namespace goes when its last process has exited, which can be a moment after `ip netns del`:
+    # delete the root-side veths now rather than leave them to that moment
+    for line in _run(["ip", "-o", "link"], check=False).stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+        if name.startswith(f"{PREFIX}-v"):
+            _run(["ip", "link", "del", name], check=False)
     if _run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
         _run(["ip", "link", "del", BRIDGE], check=False)
     (STATE_DIR / "servers.json").unlink(missing_ok=True)
