@@ -173,9 +173,20 @@ def test_not_toml_and_missing_tables_are_refused(folder):
             claimfile.load(write(folder, text))
 
 
-def test_a_custom_topology_is_refused_until_it_is_supported(folder):
-    (folder / "topo.py").write_text("")
-    with pytest.raises(NetbedError, match="custom: custom topologies are not supported by this netbed yet"):
+LINUXROUTER = Path("/usr/lib/python3/dist-packages/mininet/examples/linuxrouter.py")
+
+
+def test_a_custom_topology_is_loaded_as_mn_loads_it_and_its_hosts_are_the_defaults(folder):
+    (folder / "topo.py").write_text(LINUXROUTER.read_text() + "\ntopos = {'linuxrouter': NetworkTopo}\n")
+    claim = claimfile.load(write(folder, replace(GOOD, 'topology = "multi-lan"',
+                                                 'custom = "topo.py"\ntopo = "linuxrouter"')))
+    assert (claim.custom, claim.topo, claim.topology) == ("topo.py", "linuxrouter", "linuxrouter")
+    assert (claim.client.host, claim.server.host) == ("h1", "h3")  # Mininet's first and last host, not r0
+
+
+def test_a_custom_topology_that_does_not_load_is_refused_naming_topo(folder):
+    (folder / "topo.py").write_text("topos = {}\n")
+    with pytest.raises(NetbedError, match=r"topo: unknown topology 'mine' for --topo"):
         claimfile.load(write(folder, replace(GOOD, 'topology = "multi-lan"', 'custom = "topo.py"\ntopo = "mine"')))
 
 

@@ -151,6 +151,28 @@ def test_one_claim_file_prints_its_assertions_and_ladder(tmp_path):
     assert shown.returncode == 0 and "re-checked from the saved captures" in shown.stdout
 
 
+def test_a_claim_on_a_custom_mininet_topology_runs_across_its_router(tmp_path):
+    """custom = "topo.py", topo = "linuxrouter": Mininet's own example, built as `mn --custom` builds it; the
+    client on h1 reaches the server on h3 through r0, seen in both captures."""
+    root = class_folder(tmp_path)
+    alice = root / "alice"
+    example = Path("/usr/lib/python3/dist-packages/mininet/examples/linuxrouter.py").read_text()
+    (alice / "topo.py").write_text(example + "\ntopos = {'linuxrouter': NetworkTopo}\n")  # as for mn --custom
+    text = (alice / "http10.toml").read_text()
+    assert 'topology = "multi-lan"' in text
+    (alice / "routed.toml").write_text(text.replace('topology = "multi-lan"',
+                                                    'custom = "topo.py"\ntopo = "linuxrouter"')
+                                       .replace('host = "h4"', 'host = "h3"'))
+    owned_by_nobody(root)
+    res = netbed("run", str(alice / "routed.toml"), "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "on linuxrouter" in res.stdout.splitlines()[0]
+    saved = json.loads((tmp_path / "run" / "evidence.json").read_text())
+    assert {n["name"] for n in saved["topology"]["nodes"]} >= {"h1", "h3", "r0"}
+    shown = netbed("check", str(tmp_path / "run"))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+
+
 def case(base: Path, name: str, claim: str, files: dict[str, str]) -> None:
     """A student's folder: the claim file and copies of the programs it runs."""
     folder = base / name

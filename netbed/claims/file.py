@@ -21,6 +21,7 @@ from netbed import topologies
 from netbed.errors import NetbedError
 from netbed.expect import check_ladder_lines
 from netbed.experiment import DEFAULT_PORT
+from netbed.network.custom import end_hosts, folder_label, make_topo
 from netbed.trace.kernel_states import LINUX_STATES
 from netbed.trace.model import CLOSE_KINDS, HANDSHAKES
 
@@ -158,7 +159,10 @@ def load(path: Path) -> Claim:
     if build is not None:
         _split(build, "build", refuse)
     topology, custom, topo = _topology(data, path.parent, refuse)
-    hosts = [h.name for h in topologies.build(topology).hosts]
+    if custom is not None:
+        hosts = end_hosts(make_topo(topo, [path.parent / custom]))
+    else:
+        hosts = [h.name for h in topologies.build(topology).hosts]
 
     sections = {}
     for section, keys in (("server", SERVER_KEYS), ("client", CLIENT_KEYS)):
@@ -239,8 +243,11 @@ def _topology(data: dict, folder: Path, refuse) -> tuple[str, str | None, str | 
                                                                  "\"NAME\" go together")
         if not (folder / custom).is_file():
             raise refuse("custom", f"{custom} does not exist in {shown(folder) or '.'}")
-        raise refuse("custom", "custom topologies are not supported by this netbed yet: use a built-in "
-                               f"topology ({', '.join(topologies.TOPOLOGIES)})")
+        try:  # loaded as `mn --custom FILE --topo NAME` loads it, and checked before any network exists
+            make_topo(topo, [folder / custom])
+        except NetbedError as exc:
+            raise refuse("topo", str(exc)) from None
+        return folder_label(topo), custom, topo
     topology = topology or DEFAULT_TOPOLOGY
     if topology not in topologies.TOPOLOGIES:
         raise refuse("topology", f"unknown topology {topology!r}{_did_you_mean(topology, topologies.TOPOLOGIES)} "

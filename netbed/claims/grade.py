@@ -26,6 +26,7 @@ from netbed.claims.file import Claim
 from netbed.claims.programs import OUTPUT_TAIL, Owner
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence, catalog
+from netbed.network.custom import custom_topology
 from netbed.preflight import require_emulation
 from netbed.report import grades, junit, text
 from netbed.verdict import RunResult
@@ -129,10 +130,14 @@ def _build_run_check(claim: Claim, out: Path, switch: str) -> RunResult:
             if why:
                 missing[section] = why
     exp = ClaimExperiment.of(claim, built, missing)
-    topo = topologies.build(claim.topology)
     if (built is not None and built["exit"] != 0) or missing:  # nothing to run: no network is built
-        Evidence(out, claim.label, topo.to_json(), [], {}, {CLAIM_FACT: exp.saved()}).save()
+        shown = {"name": claim.topology, "custom": claim.custom} if claim.custom else \
+            topologies.build(claim.topology).to_json()
+        Evidence(out, claim.label, shown, [], {}, {CLAIM_FACT: exp.saved()}).save()
         return verdict.check_dir(out)
+    # a user's Mininet topology (custom = "topo.py", topo = "NAME") is built by Mininet, as `mn --custom` does
+    topo = custom_topology(claim.topo, [claim.folder / claim.custom]) if claim.custom else \
+        topologies.build(claim.topology)
     require_emulation("tcpdump")
     try:
         with runstate.owned(sys.argv):
