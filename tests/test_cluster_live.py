@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import NETBED, REPO, netbed
 
-pytestmark = pytest.mark.netbed
+pytestmark = [pytest.mark.netbed, pytest.mark.cluster]  # run alone: make test-cluster
 
 KEY = "/run/netbed-cluster/id_ed25519"
 KNOWN = "/run/netbed-cluster/known_hosts"
