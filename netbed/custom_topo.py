@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from netbed import runstate, topologies
@@ -18,7 +17,7 @@ from netbed.network import shaping
 from netbed.network.custom import BUILTIN_TOPOS, CustomTopology, custom_topology, end_hosts, is_mininet_name
 from netbed.preflight import require_emulation
 from netbed.spec import Node, Topology
-from netbed.topo_cli import choose_test, counted, reachability
+from netbed.topo_cli import choose_test, counted, teardown_line, test_then_cli
 
 CUSTOM_HELP = "read `topos = {name: Topo class or function}` from this .py file, as `mn --custom` does"
 
@@ -104,12 +103,5 @@ def run_topology(args: argparse.Namespace, chosen: str) -> int:
         stp = " (spanning tree on: the switches form a loop)" if tb.stp else ""
         print(f"{chosen}: {counted(len(topo.hosts), 'host')}, {counted(len(topo.routers), 'router')}, "
               f"{counted(len(tb.net.switches), 'switch')} built by Mininet in {tb.timings.build:.2f} s{stp}", file=out)
-        began = time.monotonic()
-        passed, text = reachability(tb, args.test)
-        test_time = time.monotonic() - began
-        print(f"test {args.test}: {'PASS' if passed else 'FAIL'} ({text}) in {test_time:.2f} s", file=out)
-        if args.cli:
-            tb.cli()
-    print(f"teardown in {tb.timings.stop:.2f} s; total {tb.timings.build + test_time + tb.timings.stop:.2f} s",
-          file=out)
-    return 0 if passed else 1
+        passed, test_time = test_then_cli(tb, args, out)
+    return teardown_line(tb, passed, test_time, out)

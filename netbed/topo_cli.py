@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TextIO
 
 from netbed import runstate, topologies
 from netbed.errors import NetbedError, exit_code_of
@@ -102,12 +103,23 @@ def run_topology(name: str, args: argparse.Namespace) -> int:
               f"{counted(n_sw, 'switch')} built in {tb.timings.build:.2f} s", file=out)
         if getattr(tb, "placement", None):
             print(placement_text(tb), file=out)
-        began = time.monotonic()
-        passed, text = reachability(tb, args.test)
-        test_time = time.monotonic() - began
-        print(f"test {args.test}: {'PASS' if passed else 'FAIL'} ({text}) in {test_time:.2f} s", file=out)
-        if args.cli:
-            tb.cli()
+        passed, test_time = test_then_cli(tb, args, out)
+    return teardown_line(tb, passed, test_time, out)
+
+
+def test_then_cli(tb, args: argparse.Namespace, out: TextIO) -> tuple[bool, float]:
+    """The reachability test of a built network, said in one line, then Mininet's CLI if asked for."""
+    began = time.monotonic()
+    passed, text = reachability(tb, args.test)
+    test_time = time.monotonic() - began
+    print(f"test {args.test}: {'PASS' if passed else 'FAIL'} ({text}) in {test_time:.2f} s", file=out)
+    if args.cli:
+        tb.cli()
+    return passed, test_time
+
+
+def teardown_line(tb, passed: bool, test_time: float, out: TextIO) -> int:
+    """Once the network is gone: its teardown time and the total, and the exit code of the test."""
     print(f"teardown in {tb.timings.stop:.2f} s; total {tb.timings.build + test_time + tb.timings.stop:.2f} s",
           file=out)
     return 0 if passed else 1
