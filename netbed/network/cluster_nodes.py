@@ -151,13 +151,7 @@ def build_cluster_network(tb: Testbed) -> ClusterNetwork:
     tb.net = net
     net.build()
     net.start()
-    for name, node_plan in plan.nodes.items():
-        for intf, address in node_plan.addresses:
-            if address.version == 6:
-                tb.run(name, ["ip", "-6", "addr", "add", str(address), "dev", intf, "nodad"])
-        for destination, gateway in node_plan.routes:
-            family = ["-6"] if ":" in gateway else []
-            tb.run(name, ["ip", *family, "route", "add", str(destination or "default"), "via", gateway])
+    tb.add_planned_routes(plan)
     tb.ssh_counter = classes["counter"]
     return net
 

@@ -121,6 +121,11 @@ class Testbed:
         add_links(net, self.topology, plan, link_params)
         net.build()
         net.start()
+        self.add_planned_routes(plan)
+
+    def add_planned_routes(self, plan) -> None:
+        """What Mininet's own build does not set from the plan: IPv6 addresses (no DAD) and static routes,
+        through each node's shell (the classic build and the cluster build, whose nodes may be remote)."""
         for name, node_plan in plan.nodes.items():
             for intf, address in node_plan.addresses:
                 if address.version == 6:
