@@ -14,6 +14,7 @@ import numpy as np
 from .container import ContainerReader
 from .headers import decode
 from .payload import _ip_start
+from .pcap import capture_bytes
 
 OPT_END, OPT_NOP, OPT_WSCALE, OPT_SACK = 0, 1, 3, 5
 TCP_MIN_HEADER = 20
@@ -30,8 +31,11 @@ class TcpOptions:
 def tcp_options(path: str | os.PathLike[str], frame_numbers: set[int]) -> dict[int, TcpOptions]:
     """{frame number: its TCP options} for each asked-for frame that carries TCP with options."""
     name = os.fspath(path)
-    with open(name, "rb") as f:
-        data = f.read()
+    with capture_bytes(name) as (data, _):  # the same opener as the rest of the trace stage: .gz too, mapped
+        return _options(name, data, frame_numbers)
+
+
+def _options(name: str, data, frame_numbers: set[int]) -> dict[int, TcpOptions]:
     reader = ContainerReader(name)
     index, _ = reader.index(data, final=True)
     frames = decode(np.frombuffer(data, np.uint8), index, reader.warnings)
