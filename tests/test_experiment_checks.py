@@ -49,6 +49,35 @@ def test_a_tail_loss_probe_without_loss_makes_no_gap():
     assert conn.retransmissions["client"] > 0 and loss_recovery.gaps(conn) == []
 
 
+def test_acks_trailing_the_data_are_no_gap():
+    """A busy receiver: four segments captured, then its ACKs, each for one more segment (the socket's backlog
+    processed late). Every ACK is below data already captured, none is a duplicate: nothing was lost."""
+    segs = handshake()
+    segs += [seg(1.0 + i / 100, "client", X + 1 + 1000 * i, Y + 1, ACK | PSH, 1000) for i in range(4)]
+    segs += [seg(1.5 + i / 100, "server", Y + 1, X + 1 + 1000 * (i + 1), ACK) for i in range(4)]
+    (conn,) = classify_segments(segs)
+    assert loss_recovery.gaps(conn) == []
+
+
+def test_a_window_update_at_the_same_ack_is_no_duplicate():
+    segs = handshake() + [seg(1.0 + i / 10, "client", X + 1 + 1000 * i, Y + 1, ACK | PSH, 1000) for i in range(3)]
+    segs += [Segment(frame=15, time=1.5, src=S, dst=C, seq=Y + 1, ack=X + 1001, flags=ACK, window=100),
+             Segment(frame=16, time=1.6, src=S, dst=C, seq=Y + 1, ack=X + 1001, flags=ACK, window=900)]
+    (conn,) = classify_segments(segs)
+    assert loss_recovery.gaps(conn) == []
+
+
+def test_a_sack_block_above_the_ack_is_a_gap_whatever_the_window():
+    """Linux's receiver opens its window as the reader drains it: its duplicate ACKs differ in window, their SACK
+    blocks say what is missing."""
+    segs = handshake() + [seg(1.0 + i / 10, "client", X + 1 + 1000 * i, Y + 1, ACK | PSH, 1000) for i in range(3)]
+    segs += [Segment(frame=15, time=1.5, src=S, dst=C, seq=Y + 1, ack=X + 1001, flags=ACK, window=100),
+             Segment(frame=16, time=1.6, src=S, dst=C, seq=Y + 1, ack=X + 1001, flags=ACK, window=900)]
+    (conn,) = classify_segments(segs)
+    assert loss_recovery.gaps(conn, sacks={16: [(X + 2001, X + 3001)]}) == [(1001, 1.6)]
+    assert loss_recovery.gaps(conn, sacks={16: [(X + 1, X + 1001)]}) == []  # a D-SACK, below the ACK: no gap
+
+
 def test_the_drop_counter_is_read_from_the_iptables_listing():
     rule = "--  *      *       0.0.0.0/0            0.0.0.0/0            tcp"
     listing = (f"Chain INPUT (policy ACCEPT 60 packets, 301000 bytes)\n"
