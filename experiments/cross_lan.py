@@ -73,7 +73,7 @@ def check(ev: Evidence, expect: Expect) -> None:
     for point, syn in syns.items():
         if point == "client":
             continue
-        expect.equal(f"the client's SYN (seq {sent.seq}) at {point}: the same IP addresses as it left the client",
+        expect.equal(f"the client's SYN at {point}: the same sequence number and IP addresses as it left the client",
                      (sent.seq, str(sent.src), str(sent.dst)), (syn.seq, str(syn.src), str(syn.dst)))
     for point, (src, dst) in hops.items():
         expect.equal(f"MACs on the {point}'s LAN: {point} side of the router hop", (src, dst),
