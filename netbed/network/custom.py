@@ -4,14 +4,15 @@ People arrive with a `Topo` they already wrote (or one of Mininet's examples): a
 `topos = {"name": ClassOrFunction}`, chosen with `--topo name,arg,key=value` exactly as `mn` parses it
 (Mininet's own `splitArgs`/`buildTopo`). Such a network is built by Mininet's constructors —
 `Mininet(topo, switch=…, controller=None)` — with the user's node classes (a `LinuxRouter(Node)`
-with its `config()`), their `ip=`, `defaultRoute=`, `intfName1/2`, `params1/2` and `bw`. What
+with its `config()`), their `ip=`, `defaultRoute=`, `intfName1/2`, `params1/2`, `bw` and `max_queue_size`. What
 netbed adds:
 
 - every switch is a Linux bridge in a namespace of its own (netbed's `LinuxBridge`): nothing appears in
   the root namespace, two labs never collide on interface names, and no node gets a route out;
 - what cannot work here is refused before anything is built, in one line: Open vSwitch classes,
-  nodes in the root namespace (NAT, controllers, `inNamespace=False`), delay/jitter/loss without `sch_netem`,
-  more ports on a bridge than Linux allows, interface names longer than the kernel's 15 characters;
+  nodes in the root namespace (NAT, controllers, `inNamespace=False`), delay/jitter/loss without `sch_netem`
+  (`bw=` and `max_queue_size=` work without it: netbed/network/tclinks.py), more ports on a bridge than Linux
+  allows, interface names longer than the kernel's 15 characters;
 - a topology whose switches form a loop (`torus`) gets the spanning tree protocol on every bridge,
   with the shortest timers Linux accepts, and the build waits until every port has left the
   listening/learning states — without it one broadcast would circle the loop forever;
@@ -22,7 +23,6 @@ netbed adds:
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import json
 import os
 import re
@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mininet.link import Intf, TCIntf
 from mininet.node import Controller
 from mininet.node import Host as MininetHost
 from mininet.nodelib import NAT
@@ -43,9 +42,9 @@ from mininet.util import buildTopo, specialClass, splitArgs
 
 from netbed.errors import NetbedError
 from netbed.network.mnnet import Network
-from netbed.network.nodes import Host, LinuxBridge, VethLink
-from netbed.network.plan import FIRST_INDEX, node_sysctls
-from netbed.network.shaping import netem_available
+from netbed.network.nodes import Host, LinuxBridge
+from netbed.network.plan import node_sysctls
+from netbed.network.tclinks import CustomLink, adopt_links, check_link_shaping, one_frame_per_place, queue_asked
 from netbed.network.testbed import Testbed
 from netbed.spec import Interface, Node, Route, Segment, Topology
 
@@ -55,8 +54,6 @@ BUILTIN_TOPOS: dict[str, Callable[..., Topo]] = {
     "single": SingleSwitchTopo, "tree": TreeTopo, "torus": TorusTopo}
 IFNAMSIZ = 15  # the longest interface name Linux takes (IFNAMSIZ - 1)
 BRIDGE_PORTS = 1024  # BR_MAX_PORTS: a Linux bridge refuses the 1,025th port (EXFULL)
-NETEM_PARAMS = ("delay", "jitter", "loss", "max_queue_size")  # what TCIntf hands to sch_netem
-TC_PARAMS = ("bw", *NETEM_PARAMS)
 # Spanning tree timers: the least Linux accepts (forward delay >= 2 s), so a loop settles in ~4 s.
 STP_FORWARD_DELAY = 2
 STP_HELLO = 1
@@ -165,22 +162,11 @@ def check_topo(topo: Topo, label: str) -> None:
             if len(intf) > IFNAMSIZ:
                 raise NetbedError(f"interface name {intf!r} is longer than Linux's {IFNAMSIZ} characters: "
                                   f"use a shorter node name or intfName{end}=")
-        _check_shaping(src, dst, info)
+        check_link_shaping(src, dst, info)
     for name, count in ports.items():
         if topo.isSwitch(name) and count > BRIDGE_PORTS:
             raise NetbedError(f"switch {name} would have {count} ports: a Linux bridge takes at most "
                               f"{BRIDGE_PORTS} — spread the hosts over several switches (e.g. --topo tree)")
-
-
-def _check_shaping(src: str, dst: str, info: dict) -> None:
-    """Delay, jitter and loss are netem's (Mininet's TCIntf hands them to sch_netem): refused where it is missing."""
-    asked = {}
-    for params in (info, info.get("params1") or {}, info.get("params2") or {}):
-        asked.update({k: params[k] for k in NETEM_PARAMS if params.get(k) not in (None, 0, "0", "0ms")})
-    if asked and not netem_available():
-        wanted = ", ".join(f"{k}={v}" for k, v in asked.items())
-        raise NetbedError(f"link {src}-{dst} asks for {wanted}, which needs the kernel's sch_netem (netem) — this "
-                          "kernel does not have it; bw= works without it")
 
 
 def has_switch_loop(topo: Topo) -> bool:
@@ -226,19 +212,6 @@ class StpBridge(LinuxBridge):
         return bool(states) and not any(s in ("listening", "learning") for s in states)
 
 
-class CustomLink(VethLink):
-    """netbed's veth pair, its two ends given distinct interface indexes (see VethLink); with `bw` (or
-    other tc parameters) on the link its interfaces are Mininet's TCIntf, as TCLink makes them — `mn`
-    without `--link tc` would silently ignore them."""
-
-    _indexes = itertools.count(FIRST_INDEX)
-
-    def __init__(self, node1, node2, **params) -> None:
-        if any(params.get(k) is not None for k in TC_PARAMS) and params.get("intf") in (None, Intf):
-            params["intf"] = TCIntf  # Mininet.addLink passes its default Intf along
-        super().__init__(node1, node2, index1=next(self._indexes), index2=next(self._indexes), **params)
-
-
 class CustomTestbed(Testbed):
     """A Testbed whose network Mininet builds from a user's Topo; its Topology is read back from the kernel."""
 
@@ -250,6 +223,7 @@ class CustomTestbed(Testbed):
         self.label = label
         self.keep_ipv6 = ipv6
         self.stp = has_switch_loop(topo)
+        adopt_links(topo)
 
     def start(self) -> CustomTestbed:
         from mininet.log import setLogLevel
@@ -267,6 +241,8 @@ class CustomTestbed(Testbed):
             net.start()
             if self.stp:
                 self._wait_spanning_tree()
+            if queue_asked(self.mn_topo):
+                one_frame_per_place(net)
             if not self.keep_ipv6:
                 self._quiet_ipv6()
             self.topology = self._read_topology()
