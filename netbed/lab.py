@@ -107,6 +107,8 @@ def session(network: Topology | CustomTopology, out: Path, script: str | None) -
             facts: dict = {"netns": {str(tb.netns_inode(n)): n for n in nodes}}
             if not tracer.wait_ready():
                 sampler = SocketSampler(out, tb.namespace_fds(nodes)).start()
+            else:
+                tracer.trace(list(tb.namespace_fds(nodes).values()))  # tcp_probe for the lab's namespaces
             caps = [Capture(_point(n.name, i.name), n.name, i.name, out / f"{_point(n.name, i.name)}.pcap")
                     for n in topo.nodes for i in n.interfaces]
             with capture_all(tb, caps):

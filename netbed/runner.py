@@ -22,8 +22,8 @@ from pathlib import Path
 from netbed import __version__, runfolder, runstate, topologies
 from netbed.capture import capture_all
 from netbed.capture.fidelity import FidelityMonitor
+from netbed.capture.states import FORGET_PORT, TRACE_PORT, SocketSampler, StateTracer, keep_namespaces
 from netbed.capture.states import LOG as STATES_LOG
-from netbed.capture.states import SocketSampler, StateTracer, keep_namespaces
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
@@ -226,6 +226,8 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
                 facts["cluster"] = cluster_facts(tb, client, server)
             if shared is None and not tracer.wait_ready():
                 tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
+            traced = [n.name for n in topo.nodes] if isinstance(tracer, StateTracer) else []
+            trace_nodes(tracer, tb, traced)
             mark = shared.mark() if shared is not None else 0
             caps = capture_points(tb, client, server, out)
             monitor = FidelityMonitor()
@@ -241,6 +243,7 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
             facts["fidelity"] = monitor.facts()
             facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
             namespaces = {int(ino) for ino in facts["netns"]}
+            trace_nodes(tracer, tb, traced, forget=True)
             if shared is not None:
                 shared.copy_since(mark, out / STATES_LOG, namespaces)
             else:
@@ -253,6 +256,25 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
     finally:
         if shared is None:
             tracer.stop()
+
+
+def trace_nodes(tracer, tb: Testbed, names: list[str], forget: bool = False) -> None:
+    """Register the nodes' namespaces with the tracer (its tcp_probe reports only those), or forget them.
+
+    Locally through the namespaces' descriptors; a cluster's nodes, which have none here, listen on the
+    port themselves.
+    """
+    if not names:
+        return
+    try:
+        fds = list(tb.namespace_fds(names).values())
+    except NetbedError:
+        port = FORGET_PORT if forget else TRACE_PORT
+        script = f"import socket; s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(1)"
+        for name in names:
+            tb.run(name, ["python3", "-c", script])
+        return
+    (tracer.forget if forget else tracer.trace)(fds)
 
 
 _SHARED_TRACER: StateTracer | None = None
@@ -271,8 +293,11 @@ def shared_state_tracer() -> Iterator[None]:
     if _SHARED_TRACER is not None:
         yield
         return
-    with tempfile.TemporaryDirectory(prefix="netbed-states-") as tmp:
-        tracer = StateTracer(Path(tmp)).start()
+    # its own mark (not the caller's): after a SIGKILL the kernel ends it (parent-death signal), and if
+    # that failed, `netbed clean` or the next run reclaims it
+    with runstate.registered(["state tracer", *sys.argv]) as record, \
+            tempfile.TemporaryDirectory(prefix="netbed-states-") as tmp:
+        tracer = StateTracer(Path(tmp), env={runstate.ENV: record.id}).start()
         _SHARED_TRACER = tracer if tracer.wait_ready() else None
         try:
             yield

@@ -49,6 +49,21 @@ def _start_time(pid: int) -> str | None:
 
 
 @contextmanager
+def registered(command: list[str]) -> Iterator[RunRecord]:
+    """Register this process as a run without marking its children: only those given the mark explicitly
+    (`{ENV: record.id}` in their environment) are reclaimed with it — a test session's shared tracer,
+    beside the tests' own runs, which carry their own marks."""
+    record = RunRecord(uuid.uuid4().hex[:10], os.getpid(), _start_time(os.getpid()) or "", list(command))
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    record.path.write_text(json.dumps(asdict(record)))
+    try:
+        yield record
+    finally:
+        _kill_marked(record.id, exclude={os.getpid()})
+        record.path.unlink(missing_ok=True)
+
+
+@contextmanager
 def owned(command: list[str]) -> Iterator[RunRecord]:
     """Reclaim what dead runs left, then register this process as a run for the block's duration.
 

@@ -2,8 +2,18 @@
 
 Tracepoints: `sock:inet_sock_set_state` (state changes), `tcp:tcp_probe` (cwnd, ssthresh, srtt,
 snd_nxt, snd_una, snd_wnd, rcv_wnd each time an established socket receives a segment) and
-`tcp:tcp_retransmit_skb`. The tracer sees the whole machine; a run keeps only the lines of its own
-namespaces (`keep_namespaces`), and bpftrace's own "Lost N events" lines, which say it fell behind.
+`tcp:tcp_retransmit_skb`. The tracer sees the whole machine's state changes (a run keeps only the lines
+of its own namespaces, `keep_namespaces`, and bpftrace's own "Lost N events" lines, which say it fell
+behind). tcp_probe and tcp_retransmit_skb fire for every segment of every connection on the machine
+(a shared one runs other people's transfers too), so the program reports them only for the network
+namespaces a run registered (`trace`, `forget`): the log holds the run's connections, and a busy
+machine's traffic cannot make the tracer lose the run's events. The tracepoints' own fields (addresses,
+ports, the packet mark) cannot tell runs apart — every netbed network uses the same addresses — so the
+program reads each socket's namespace from the socket itself.
+
+The tracer dies with the process that started it (the kernel's parent-death signal, set with
+`setpriv --pdeathsig KILL` before bpftrace is executed): a SIGKILLed owner leaves no bpftrace behind.
+A caller may also mark it (`env`) so that `netbed clean` reclaims it.
 
 bpftrace runs in the root namespace (it sees every namespace) inside a private mount namespace of
 its own, where it may mount tracefs without changing the machine's mounts. Its raw log is saved in
@@ -24,13 +34,19 @@ LOG = "states.txt"
 # A fixed program, no user text: mount tracefs where it is not mounted, then become bpftrace.
 _LAUNCH = ("mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; "
            'exec bpftrace -B line "$0"')
+# Listening on these ports inside a namespace registers it with the program (states.bt) or forgets it.
+TRACE_PORT, FORGET_PORT = 1, 2
+DIE_WITH_OWNER = ["setpriv", "--pdeathsig", "KILL"]  # survives exec: unshare, sh and bpftrace are one process
 
 
 class StateTracer:
     """`with StateTracer(run_dir) as tracer:` — records while the block runs; `tracer.facts()` after."""
 
-    def __init__(self, out: Path, timeout: float = 20.0, enabled: bool = True) -> None:
+    def __init__(self, out: Path, timeout: float = 20.0, enabled: bool = True, env: dict[str, str] | None = None,
+                 die_with_owner: bool = True) -> None:
         self.enabled = enabled  # NETBED_STATES=ss: use the sampling fallback on purpose
+        self.env = env  # extra environment for bpftrace (a run's mark)
+        self.die_with_owner = die_with_owner and shutil.which(DIE_WITH_OWNER[0]) is not None
         self.path = out / LOG
         self.timeout = timeout
         self.proc: subprocess.Popen | None = None
@@ -45,9 +61,18 @@ class StateTracer:
             self.error = "bpftrace is not installed" if self.enabled else "NETBED_STATES=ss"
             return self
         self._log = open(self.path, "w")
-        self.proc = subprocess.Popen(["unshare", "-m", "sh", "-c", _LAUNCH, str(SCRIPT)], stdout=self._log,
-                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
+        argv = (DIE_WITH_OWNER if self.die_with_owner else []) + ["unshare", "-m", "sh", "-c", _LAUNCH, str(SCRIPT)]
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     start_new_session=True, env={**os.environ, **self.env} if self.env else None)
         return self
+
+    def trace(self, netns_fds: list[int]) -> None:
+        """Report tcp_probe and retransmissions in these network namespaces from now on (a run's nodes)."""
+        _listen_in(netns_fds, TRACE_PORT)
+
+    def forget(self, netns_fds: list[int]) -> None:
+        """No more reports from these namespaces (before they go: their inode numbers are reused)."""
+        _listen_in(netns_fds, FORGET_PORT)
 
     def wait_ready(self) -> bool:
         """Block until the probes are attached (the script's BEGIN line), or give up."""
@@ -135,6 +160,20 @@ class StateTracer:
     def facts(self) -> dict:
         return {"source": self.source, "file": LOG if self.source == "bpftrace" else None,
                 "clock_offset": self.clock_offset, "error": self.error or None}
+
+
+def _listen_in(netns_fds: list[int], port: int) -> None:
+    """Listen for a moment on 0.0.0.0:`port` inside each namespace: the program sees the LISTEN state.
+
+    The BPF map is updated in the kernel as listen() runs, so the namespace is registered when this
+    returns. A namespace whose port is taken (a program of the run listening there) raises OSError.
+    """
+    from netbed.network import rtnl
+
+    for fd in netns_fds:
+        with rtnl.inside(fd), socket.socket() as sock:
+            sock.bind(("0.0.0.0", port))
+            sock.listen(1)
 
 
 def keep_namespaces(path: Path, netns: set[int]) -> None:

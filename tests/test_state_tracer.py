@@ -1,0 +1,152 @@
+"""The kernel state tracer (bpftrace): tcp_probe only for the namespaces a run registered; no bpftrace outlives
+a SIGKILLed owner (the kernel's parent-death signal), and without that, `netbed clean` reclaims it by its mark."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, netbed
+
+DATA = 200_000
+SETTLE = 3.0  # seconds between the tracer's start and the owner's SIGKILL
+
+
+def loopback_transfer(fd: int) -> None:
+    """DATA bytes over TCP on the loopback of namespace `fd` (its lo brought up first)."""
+    from netbed.network import rtnl
+
+    subprocess.run(["nsenter", f"--net=/proc/{os.getpid()}/fd/{fd}", "ip", "link", "set", "lo", "up"], check=True,
+                   pass_fds=(fd,))
+    with rtnl.inside(fd):
+        server = socket.create_server(("127.0.0.1", 0))
+        client = socket.socket()
+    got = bytearray()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            while chunk := conn.recv(65536):
+                got.extend(chunk)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    with server, client:
+        client.connect(server.getsockname())
+        client.sendall(b"x" * DATA)
+        client.shutdown(socket.SHUT_WR)
+        thread.join(timeout=30)
+    assert len(got) == DATA
+
+
+@pytest.mark.netbed
+@pytest.mark.parametrize("registered", [("a",), ("a", "b")])  # ("a", "b"): the sabotage, b's probes come too
+def test_tcp_probe_reports_only_the_registered_namespaces(tmp_path, registered):
+    from netbed.capture.states import StateTracer
+    from netbed.network import rtnl
+
+    fds = dict(zip("ab", rtnl.new_namespaces(2)))
+    inodes = {name: os.fstat(fd).st_ino for name, fd in fds.items()}
+    tracer = StateTracer(tmp_path).start()
+    try:
+        assert tracer.wait_ready(), tracer.error
+        tracer.trace([fds[n] for n in registered])
+        for fd in fds.values():
+            loopback_transfer(fd)
+        tracer.forget([fds[n] for n in registered])
+        tracer.stop()
+    finally:
+        tracer.stop()
+        for fd in fds.values():
+            os.close(fd)
+    lines = (tmp_path / "states.txt").read_text().splitlines()
+    probes = {int(line.split()[2]) for line in lines if line.startswith("P ")}
+    states = {int(line.split()[2]) for line in lines if line.startswith("S ")}
+    assert probes == {inodes[n] for n in registered}, (probes, inodes)
+    assert {inodes["a"], inodes["b"]} <= states  # state changes are machine-wide: runs keep their own lines
+    assert not any(line.split()[6] in ("1", "2") for line in lines if line.startswith("S "))  # the registrations
+
+
+# The owner: starts the session's shared tracer as the test session does, says its pid, then waits to be killed.
+OWNER = textwrap.dedent("""\
+    import sys, time
+    from netbed import runner
+    from netbed.capture import states
+    if sys.argv[1] == "without-pdeathsig":
+        states.DIE_WITH_OWNER = ["env"]  # the sabotage: no parent-death signal, a plain exec
+    with runner.shared_state_tracer():
+        print(runner.shared_tracer_pid(), flush=True)
+        time.sleep(600)
+    """)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return "bpftrace" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture()
+def state_dir(tmp_path) -> dict[str, str]:
+    """A run registry of the test's own: any netbed run on the machine reclaims what dead runs left (it would take
+    the orphan before `netbed clean` could show it does)."""
+    return {**os.environ, "NETBED_STATE_DIR": str(tmp_path / "runs")}
+
+
+@pytest.fixture()
+def killed_owner(state_dir):
+    """Start an owner, SIGKILL it once its tracer runs; yield the tracer's pid; kill that pid if a test left it."""
+    started = []
+
+    def start(mode: str) -> int:
+        owner = subprocess.Popen([sys.executable, "-c", OWNER, mode], stdout=subprocess.PIPE, text=True, cwd=REPO,
+                                 env=state_dir)
+        line = owner.stdout.readline().strip()
+        # as a session killed mid-way: bpftrace has said what it says on stderr at start (killed at once, its
+        # owner's end of that pipe closed, a late warning would end it by SIGPIPE and hide what is tested)
+        time.sleep(SETTLE)
+        owner.kill()
+        owner.wait()
+        assert line.isdigit(), f"the owner printed {line!r}: no tracer"
+        started.append(int(line))
+        return int(line)
+
+    yield start
+    for pid in started:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.netbed
+def test_a_sigkilled_owner_leaves_no_tracer(killed_owner):
+    pid = killed_owner("with-pdeathsig")
+    assert gone_within(pid, 5), f"bpftrace {pid} outlived its SIGKILLed owner"
+
+
+@pytest.mark.netbed
+def test_without_the_kernels_help_netbed_clean_reclaims_the_tracer_by_its_mark(killed_owner, state_dir):
+    pid = killed_owner("without-pdeathsig")
+    assert not gone_within(pid, 1.5), "the sabotage did not hold: the tracer died by itself"
+    mark = [v for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if v.startswith(b"NETBED_RUN=")]
+    assert mark, "the shared tracer carries no run mark"
+    res = netbed("clean", env=state_dir)
+    assert res.returncode == 0, res.stderr
+    assert gone_within(pid, 5), f"netbed clean left bpftrace {pid}: {res.stdout}"
+    assert f"reclaimed run {mark[0].split(b'=')[1].decode()}" in res.stdout, res.stdout
