@@ -98,6 +98,23 @@ def test_a_capture_that_lost_packets_fails_the_verdict(tmp_path):
     assert [a.name for a in result.failed] == ["the client capture kept every packet"]
 
 
+def test_packets_after_the_end_of_capture_marker_are_not_the_runs(tmp_path):
+    """tcpdump counted one packet more than it wrote, none dropped, its marker in the file: an IPv6 neighbour
+    solicitation after the run's end (seen under load) — not a loss. Without the marker it still fails."""
+    run = write_run(tmp_path / "run")
+    data = json.loads((run / "evidence.json").read_text())
+    data["captures"][0].update(captured=19, received=20, dropped=0, marker=True)
+    (run / "evidence.json").write_text(json.dumps(data))
+    kept = [a for a in verdict.check_dir(run).assertions if a.name == "the client capture kept every packet"]
+    assert kept[0].passed and "1 after the end-of-capture marker" in kept[0].detail
+    data["captures"][0].update(marker=False)
+    (run / "evidence.json").write_text(json.dumps(data))
+    assert not verdict.check_dir(run).passed
+    data["captures"][0].update(captured=17, received=20, dropped=3, marker=True)  # the kernel's drops still fail
+    (run / "evidence.json").write_text(json.dumps(data))
+    assert not verdict.check_dir(run).passed
+
+
 def test_result_of_dir_rechecks_an_installed_experiment_and_keeps_the_saved_duration(tmp_path):
     run = write_run(tmp_path / "run")
     saved = verdict.check_dir(run)

@@ -61,7 +61,7 @@ class capture_all:  # noqa: N801 — used as a context manager, reads like a sta
         return self.captures
 
     def __exit__(self, *exc) -> None:
-        _flush(self.tb, self.captures)
+        flushed = _flush(self.tb, self.captures)
         for cap in self.captures:
             if cap.proc and cap.proc.poll() is None:
                 cap.proc.send_signal(signal.SIGINT)
@@ -75,6 +75,7 @@ class capture_all:  # noqa: N801 — used as a context manager, reads like a sta
                 _, err = cap.proc.communicate()
             self.tb.forget(cap.proc)
             cap.stats = {key.split()[0]: int(n) for n, key in _STATS.findall(err or "")}
+            cap.stats["marker"] = flushed[cap.path]  # everything before it is in the file
 
 
 # An end-of-capture marker: IEEE's "local experimental" EtherType, sent to the interface's own MAC
@@ -83,19 +84,21 @@ MARKER_TYPE = 0x88B5
 MARKER = b"netbed end-of-capture marker"
 
 
-def _flush(tb: Testbed, captures: list[Capture], limit: float = 10.0) -> None:
+def _flush(tb: Testbed, captures: list[Capture], limit: float = 10.0) -> dict[Path, bool]:
     """Make sure tcpdump has written everything the kernel handed it before it is stopped.
 
     On SIGINT tcpdump stops reading at once; packets still in its socket buffer (a starved tcpdump
     falls behind by tens of milliseconds) would never reach the file. So each capture point sends
     one marker frame out of its interface and waits for it in the file: tcpdump handles packets in
     order, so everything before the marker is written by then. Wireshark shows it as the last frame.
+    Returns, per capture file, whether its marker arrived. What the kernel hands tcpdump after the
+    marker (an IPv6 neighbour solicitation, a multicast report) is counted as "received by filter"
+    but never written: tcpdump stops reading at SIGINT. It is not the run's.
     """
     for cap in captures:
         tb.send_local_frame(cap.node, cap.interface, MARKER, MARKER_TYPE)
     deadline = time.monotonic() + limit
-    for cap in captures:
-        _wait_for_marker(cap.path, deadline)
+    return {cap.path: _wait_for_marker(cap.path, deadline) for cap in captures}
 
 
 def _wait_for_marker(path: Path, deadline: float, poll: float = 0.005) -> bool:
