@@ -26,6 +26,7 @@ GLOSS = ("One long TCP flow through a 10 Mbit/s bottleneck: with a 100-packet qu
          "12 ms. The sender's cwnd (tcp:tcp_probe) shows the sawtooth of losses and regrowth. Forced: the sender "
          "uses reno (loss-based) and the path no segmentation offload.")
 TOPOLOGIES = ("wan",)
+ALONE = True  # `run --all --jobs N` runs it with nothing beside it: its queueing delays are timing assertions
 
 RATE_MBIT = 10
 CONGESTION_CONTROL = "reno"  # allowed in every namespace (tcp_allowed_congestion_control); halves on loss

@@ -25,3 +25,22 @@ def test_two_jobs_give_the_verdicts_of_one(tmp_path):
     assert states(two) == states(one)
     assert all(r.states_source == "bpftrace" for r in two) and any(s["client"] for s in states(two))
     assert len({r.artifacts["dir"] for r in two}) == len(NAMES)
+
+
+def span(result) -> tuple[float, float]:
+    """When a run ran, build to verdict: its result.json was written at the end, `duration` seconds after it began."""
+    from pathlib import Path
+
+    end = (Path(result.artifacts["dir"]) / "result.json").stat().st_mtime
+    return end - result.duration, end
+
+
+@pytest.mark.parametrize("alone", [True, False])  # False: the sabotage, the same run side by side with others
+def test_an_experiment_that_must_run_alone_has_the_machine_to_itself(tmp_path, monkeypatch, alone):
+    monkeypatch.setattr(get("refused").module, "ALONE", alone, raising=False)
+    pairs = [(get(name), "lan") for name in ("handshake", "refused", "close-client", "half-close")]
+    results = list(runner.run_series(pairs, tmp_path, jobs=2))
+    assert [r.experiment for r in results] == [p[0].name for p in pairs]  # plan order, whatever ran when
+    lo, hi = span(results[1])
+    beside = [r.experiment for r in results if r is not results[1] and span(r)[0] < hi and lo < span(r)[1]]
+    assert (beside == []) == alone, beside
