@@ -14,6 +14,8 @@ import time
 from mininet.log import debug, error, output
 from mininet.net import Mininet
 
+from netbed.pace import patience
+
 IPERF_GRACE = 10.0  # seconds an iperf client may take beyond its test time (connect, report)
 LISTEN_WAIT = 5.0  # seconds the iperf server may take to listen
 POLL = 0.02
@@ -44,18 +46,18 @@ class Network(Mininet):
             args += ["-f", fmt]
         srv = server.popen(args + ["-s"], text=True)
         try:
-            if l4Type == "TCP" and not _wait_listening(server, port, LISTEN_WAIT):
+            if l4Type == "TCP" and not _wait_listening(server, port, patience(LISTEN_WAIT)):
                 error(f"could not connect to {server} on port {port}\n")
                 return ["", ""]
             cli = client.popen(args + ["-t", str(seconds), "-c", server.IP()] + bw_args, text=True)
             try:
-                cliout, _ = cli.communicate(timeout=seconds + IPERF_GRACE)
+                cliout, _ = cli.communicate(timeout=seconds + patience(IPERF_GRACE))
             except subprocess.TimeoutExpired:
                 cli.kill()
                 cliout, _ = cli.communicate()
             debug(f"Client output: {cliout}\n")
             servout = ""
-            deadline = time.monotonic() + IPERF_GRACE
+            deadline = time.monotonic() + patience(IPERF_GRACE)
             while not re.findall("/sec", servout) and time.monotonic() < deadline:
                 servout += _read_available(srv)
                 time.sleep(POLL)

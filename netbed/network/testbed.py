@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from netbed.errors import NetbedError
+from netbed.pace import budget_text, patience
 from netbed.spec import Node as NodeSpec
 from netbed.spec import Topology
 
@@ -226,10 +227,10 @@ class Testbed:
         """Run argv to completion inside `node` and return its output."""
         proc = self.popen(node, argv, text=True)
         try:
-            out, err = proc.communicate(timeout=timeout)
+            out, err = proc.communicate(timeout=patience(timeout))
         except subprocess.TimeoutExpired:
             _terminate(proc)
-            raise NetbedError(f"{node}: {' '.join(argv)} did not finish in {timeout:g} s") from None
+            raise NetbedError(f"{node}: {' '.join(argv)} did not finish in {budget_text(timeout)}") from None
         finally:
             self.forget(proc)
         result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
@@ -244,7 +245,7 @@ class Testbed:
         A probe connection would show up in the capture; `ss -l` only reads the kernel's tables.
         """
         flag = "-ltnH" if proto == "tcp" else "-lunH"
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         while True:
             out = self.run(node, ["ss", flag, f"sport = :{port}"], check=False).stdout
             if out.strip():
@@ -253,7 +254,7 @@ class Testbed:
                 err = proc.stderr.read() if proc.stderr else ""
                 raise NetbedError(f"{node}: the server exited before listening on {port}: {err.strip()}")
             if time.monotonic() > deadline:
-                raise NetbedError(f"{node}: nothing listens on {proto} port {port} after {timeout:g} s")
+                raise NetbedError(f"{node}: nothing listens on {proto} port {port} after {budget_text(timeout)}")
             time.sleep(0.01)
 
     def forget(self, proc: subprocess.Popen) -> None:

@@ -64,7 +64,8 @@ def fidelity_lines(result: RunResult) -> list[str]:
     idle = rec.get("cpu_idle_share")
     measured = (f"CPU idle {idle:.1%}" if idle is not None else "CPU idle ?") + \
         f", timer slip p99 {slip.get('p99')} ms (max {slip.get('max')}), " \
-        f"tracer lost {rec.get('tracer_lost_events')}, capture dropped {rec.get('capture_dropped')}"
+        f"tracer lost {rec.get('tracer_lost_events')}, capture dropped {rec.get('capture_dropped')}" + \
+        (f", waits stretched ×{rec['slowdown']:g} for a slow machine" if (rec.get("slowdown") or 1) != 1 else "")
     if f.get("kept"):
         return [f"  fidelity: kept ({measured})"]
     return [f"  FIDELITY LOST: {'; '.join(f.get('reasons') or [])} ({measured}); timing-dependent assertions refused"]
