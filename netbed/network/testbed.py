@@ -6,7 +6,6 @@ for them to be ready, so everything a run starts is known and stopped by the run
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 
 from netbed.errors import NetbedError
 from netbed.pace import budget_text, patience
+from netbed.preflight import require_open_vswitch
 from netbed.spec import Node as NodeSpec
 from netbed.spec import Topology
 
@@ -46,11 +46,8 @@ class Testbed:
     def __post_init__(self) -> None:
         if self.switch not in SWITCHES:
             raise NetbedError(f"unknown switch {self.switch!r}: choose one of {', '.join(SWITCHES)}")
-        if self.switch == "ovs" and shutil.which("ovs-vsctl") is None:
-            raise NetbedError(
-                "--switch ovs: Open vSwitch is not available on this machine "
-                "(no ovs-vsctl; the kernel here has no openvswitch module) — use --switch bridge"
-            )
+        if self.switch == "ovs":
+            require_open_vswitch()
         self.net = None
         self.plan = None
         self._fast = None
