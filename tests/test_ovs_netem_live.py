@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import pytest
 from capability import NETEM, OVS, REQUIRE_ENV, missing, require_kernel
 from conftest import netbed
+from test_shaping import RATE_MBIT, _achieved_mbit
 
 from netbed import pace, topologies
 from netbed.errors import NetbedError
@@ -109,6 +110,23 @@ def test_sabotage_delay_without_jitter_has_no_such_spread():
     with _shaped(shaping.parse_shape(delay=str(DELAY_MS))) as tb:
         rtts, _ = _rtts(tb, "h1", "h2")
     assert statistics.stdev(rtts) < JITTER_SD_MS / 2, rtts  # the spread check above can fail
+
+
+# -- rate, queue and delay together -----------------------------------------------------------------
+STACK_QUEUE = 50  # packets
+
+
+def test_rate_queue_and_delay_stack_as_mininets_tclink_stacks_them(netbed_lab):
+    """TCIntf puts netem (delay, loss, `limit` = max_queue_size) under an HTB class at the rate; so does
+    netbed. Measured: the rate still limits the transfer, and every RTT carries the delay."""
+    require_kernel(NETEM)
+    shape = shaping.parse_shape(delay=str(DELAY_MS), bw=str(RATE_MBIT), queue=str(STACK_QUEUE))
+    achieved, qdiscs = _achieved_mbit(netbed_lab, shape)
+    assert achieved <= 1.05 * RATE_MBIT, achieved  # slow start under 40 ms RTTs may stay below the rate, never above
+    assert "htb 1:" in qdiscs and "netem 10:" in qdiscs and f"limit {STACK_QUEUE}" in qdiscs, qdiscs
+    with _shaped(shape) as tb:
+        rtts, lost = _rtts(tb, "h1", "h2", count=10)
+    assert lost == 0 and min(rtts) >= 2 * DELAY_MS - CLOCK_MS, rtts
 
 
 # -- loss --------------------------------------------------------------------------------------------
