@@ -38,8 +38,12 @@ def pytest_cmdline_main(config):
 
 
 def netbed(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """Run the netbed CLI as a user would, from the repository root."""
-    return subprocess.run([*NETBED, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+    """Run the netbed CLI as a user would, from the repository root (`timeout` in reference-machine
+    seconds: netbed.pace stretches it on a slow machine, as netbed stretches its own waits)."""
+    from netbed.pace import patience
+
+    return subprocess.run([*NETBED, *args], capture_output=True, text=True, timeout=patience(timeout), cwd=REPO,
+                          **kwargs)
 
 
 def _read(path: str) -> str:

@@ -190,6 +190,6 @@ def test_iperf_that_carries_nothing_says_why(monkeypatch):
         net.configLinkStatus("s1", "h1", "down")
         assert net.iperf([h1, h2], seconds=1) == ["", ""]
     text = "".join(said)
-    assert "iperf client on h1 reported no transfer: " in text \
-        or "iperf client on h1 did not finish within 2 s and was stopped" in text, text
-    assert "iperf server on h2 reported no transfer within 1 s of the client's end" in text, text
+    assert re.search(r"iperf client on h1 (reported no transfer: |did not finish within [\d.]+ s and was stopped)",
+                     text), text
+    assert re.search(r"iperf server on h2 reported no transfer within [\d.]+ s of the client's end", text), text
