@@ -16,7 +16,7 @@ PORT = 9000
 # A user's file: h1 — s1 — h2, the switch's end of the link to h2 the bottleneck (params1), or the whole link
 # shaped through Mininet's own TCLink class (both ends), as Mininet's examples write it.
 BOTTLENECK = """\
-from mininet.link import TCLink
+from mininet.link import TCIntf, TCLink
 from mininet.topo import Topo
 
 class Bottleneck(Topo):
@@ -45,8 +45,17 @@ class TooFast(Topo):
     def build(self):
         self.addLink(self.addHost("h1"), self.addSwitch("s1"), bw=5000)
 
+class StockIntf(TCIntf):
+    "Mininet's TCIntf as it is (netbed leaves a user's own interface class alone)"
+
+class Stock(Topo):
+    def build(self):
+        s1 = self.addSwitch("s1")
+        self.addLink(self.addHost("h1"), s1)
+        self.addLink(s1, self.addHost("h2"), cls1=StockIntf, cls2=StockIntf, bw=10, max_queue_size=20)
+
 topos = {"bottleneck": Bottleneck, "wholelink": WholeLink, "delayed": Delayed, "badqueue": BadQueue,
-         "toofast": TooFast}
+         "toofast": TooFast, "stock": Stock}
 """
 SINK = f"import socket; s = socket.create_server(('', {PORT})); c, _ = s.accept()\nwhile c.recv(65536): pass"
 SEND = textwrap.dedent(f"""\
@@ -113,6 +122,22 @@ def test_bw_and_max_queue_size_on_a_custom_link(topo_file, tmp_path, topo, queue
     assert limit == QUEUE, qdiscs
     assert sent >= DATA, qdiscs  # the transfer went through this FIFO
     assert dropped > 0, qdiscs  # reno overflowed a FIFO this short: the queue is what drops
+
+
+@pytest.mark.netbed
+def test_beside_stock_mininets_tcintf_on_the_same_machine(topo_file):
+    """Mininet's own TCIntf hands max_queue_size to netem: on a kernel without it, tc fails, Mininet logs the error
+    and the link has its rate but no queue limit. netbed's QueueIntf (the same link, `bottleneck`) has both."""
+    from netbed.network.custom import custom_topology
+    from netbed.network.shaping import netem_available
+
+    with custom_topology("stock", [topo_file]).testbed() as tb:
+        stock = tb.run("s1", ["tc", "qdisc", "show", "dev", "s1-eth2"]).stdout
+    with custom_topology(f"bottleneck,bw={BW},queue={QUEUE}", [topo_file]).testbed() as tb:
+        ours = tb.run("s1", ["tc", "qdisc", "show", "dev", "s1-eth2"]).stdout
+    assert "htb 5:" in stock and "htb 5:" in ours
+    assert "limit 20" in stock if netem_available() else "limit" not in stock, stock
+    assert f"pfifo 10: parent 5:1 limit {QUEUE}p" in ours or (netem_available() and "netem 10:" in ours), ours
 
 
 @pytest.mark.netbed
