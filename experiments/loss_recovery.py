@@ -118,8 +118,9 @@ def check(ev: Evidence, expect: Expect) -> None:
     syns = [s for s in syn_conn.segments if s.syn and not s.has_ack]
     expect.equal(retry[0], (2, 1), (len(syns), len({s.seq for s in syns})))
     if len(syns) >= 2:  # the first retransmission's delay is the initial RTO, whatever came after it
-        with expect.timing():  # a timer: late on a machine that did not keep up
-            expect.within(retry[1], syns[1].time - syns[0].time, 0.9, 1.5)
+        # not refused when the fidelity was lost: half a second of slack holds any slip the fidelity record
+        # tolerates (200 ms at worst), and refusing failed it on most runs of a loaded machine
+        expect.within(retry[1], syns[1].time - syns[0].time, 0.9, 1.5)
     else:
         expect.unchecked(retry[1:2], f"{len(syns)} SYN in the capture: no retransmission to time")
     expect.equal(retry[2], "complete", syn_conn.handshake)

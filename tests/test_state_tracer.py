@@ -150,3 +150,44 @@ def test_without_the_kernels_help_netbed_clean_reclaims_the_tracer_by_its_mark(k
     assert res.returncode == 0, res.stderr
     assert gone_within(pid, 5), f"netbed clean left bpftrace {pid}: {res.stdout}"
     assert f"reclaimed run {mark[0].split(b'=')[1].decode()}" in res.stdout, res.stdout
+
+
+def _in_a_forked_worker(tracer, dest: str, port_file: str) -> None:
+    """What a `--jobs` worker does with the series' tracer: mark, a socket's life, copy its lines."""
+    mark = tracer.mark()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        Path(port_file).write_text(str(sock.getsockname()[1]))
+    tracer.copy_since(mark, Path(dest))
+
+
+@pytest.mark.netbed
+def test_a_forked_worker_settles_the_shared_log_before_copying_its_lines(tmp_path):
+    """The tracer is not a --jobs worker's child (Popen.poll() there says it ended): the worker must still wait
+    until the per-CPU buffers are written, or a run misses its last state changes."""
+    import multiprocessing
+
+    from netbed.capture.states import StateTracer
+
+    tracer = StateTracer(tmp_path).start()
+    try:
+        assert tracer.wait_ready(), tracer.error
+        ctx = multiprocessing.get_context("fork")
+        worker = ctx.Process(target=_in_a_forked_worker,
+                             args=(tracer, str(tmp_path / "run.txt"), str(tmp_path / "port")))
+        worker.start()
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    finally:
+        tracer.stop()
+    port = (tmp_path / "port").read_text()
+    copied = (tmp_path / "run.txt").read_text()
+    assert f" 127.0.0.1 {port} 0.0.0.0 0 10 7" in copied, copied[-500:]  # LISTEN -> CLOSED, logged before the copy
+
+
+def test_the_clock_offset_is_read_between_two_close_monotonic_reads():
+    from netbed.capture.states import wall_minus_monotonic
+
+    offsets = [wall_minus_monotonic() for _ in range(5)]
+    assert max(offsets) - min(offsets) < 0.001, offsets  # a preempted read would be off by a scheduler tick

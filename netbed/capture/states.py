@@ -55,7 +55,7 @@ class StateTracer:
         self.source = "bpftrace"
         self.error = ""
         # bpftrace stamps events with CLOCK_MONOTONIC; pcaps use the wall clock
-        self.clock_offset = time.time() - time.monotonic()
+        self.clock_offset = wall_minus_monotonic()
 
     def start(self) -> StateTracer:
         if not self.enabled or shutil.which("bpftrace") is None or shutil.which("unshare") is None:
@@ -63,6 +63,7 @@ class StateTracer:
             self.error = "bpftrace is not installed" if self.enabled else "NETBED_STATES=ss"
             return self
         self._log = open(self.path, "w")
+        self._owner = os.getpid()
         argv = (DIE_WITH_OWNER if self.die_with_owner else []) + ["unshare", "-m", "sh", "-c", _LAUNCH, str(SCRIPT)]
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                      start_new_session=True, env={**os.environ, **self.env} if self.env else None)
@@ -97,7 +98,9 @@ class StateTracer:
 
     def mark(self) -> int:
         """Where the log ends now: with `copy_since`, one long-lived tracer serves many runs
-        (bpftrace takes about a second to attach; a run of the whole catalog attaches it once)."""
+        (bpftrace takes about a second to attach; a run of the whole catalog attaches it once).
+        The clock offset is taken again for the run that begins: the wall clock may have been set since."""
+        self.clock_offset = wall_minus_monotonic()
         self._settle()
         return self.path.stat().st_size if self.path.exists() else 0
 
@@ -116,7 +119,7 @@ class StateTracer:
         on loopback (root namespace, so no run's timeline sees it) and wait until that change is
         logged — everything that CPU reported earlier has been written by then.
         """
-        if self.proc is None or self.proc.poll() is not None:
+        if not self._running():
             return
         ports = []
         mask = os.sched_getaffinity(0)
@@ -136,6 +139,20 @@ class StateTracer:
             if all(w in log for w in wanted):
                 return
             time.sleep(0.005)
+
+    def _running(self) -> bool:
+        """Is bpftrace running? In a `--jobs` worker (forked), the tracer is not the worker's child: Popen.poll()
+        there says it ended (waitpid fails with ECHILD) and the log was never settled — a run could miss
+        its last state changes. Outside the process that started it, the pid is asked instead."""
+        if self.proc is None:
+            return False
+        if os.getpid() == self._owner:
+            return self.proc.poll() is None
+        try:
+            os.kill(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     def _stop(self) -> str:
         if self.proc is None:
@@ -162,6 +179,26 @@ class StateTracer:
     def facts(self) -> dict:
         return {"source": self.source, "file": LOG if self.source == "bpftrace" else None,
                 "clock_offset": self.clock_offset, "error": self.error or None}
+
+
+OFFSET_SAMPLES = 50
+
+
+def wall_minus_monotonic(samples: int = OFFSET_SAMPLES) -> float:
+    """The wall clock minus CLOCK_MONOTONIC (bpftrace's `nsecs`), to move kernel stamps onto the captures' clock.
+
+    Read as a wall-clock time between two monotonic ones, keeping the closest pair of `samples`: a
+    process preempted between two adjacent reads (a 4 ms scheduler tick on a loaded machine; up to
+    20 ms measured here) would put every kernel event of a series that much early — handshakes whose
+    ESTABLISHED came "4 ms before the SYN-ACK", in every run of one `--jobs 2` catalog.
+    """
+    best = (float("inf"), 0.0)
+    for _ in range(samples):
+        before = time.monotonic()
+        wall = time.time()
+        after = time.monotonic()
+        best = min(best, (after - before, wall - (before + after) / 2))
+    return best[1]
 
 
 def _listen_in(netns_fds: list[int], port: int) -> None:
@@ -216,7 +253,7 @@ class SocketSampler:
         self.path = out / LOG
         self.fds = netns_fds
         self.period = period
-        self.clock_offset = time.time() - time.monotonic()
+        self.clock_offset = wall_minus_monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.source, self.error = "ss", None
