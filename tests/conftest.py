@@ -81,6 +81,8 @@ def root_namespace_state() -> dict:
             "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables",
             "net/bridge/bridge-nf-call-arptables", "net/ipv4/ip_forward", "net/ipv4/ip_local_port_range")},
         "processes": session_processes(),
+        # the checkout's own runs/: a test names its --out under tmp_path, so a user's runs stay theirs
+        "checkout runs/": sorted(p.name for p in (REPO / "runs").iterdir()) if (REPO / "runs").is_dir() else [],
     }
 
 
