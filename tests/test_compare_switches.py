@@ -85,6 +85,15 @@ def test_each_kind_of_difference_is_seen_and_exits_1(tmp_path, change, line):
     assert f"  {line}" in res.stdout.splitlines(), res.stdout
 
 
+def test_a_run_that_lost_fidelity_is_marked_beside_its_verdict(tmp_path):
+    other = _other_run()
+    other["fidelity"] = {"kept": False, "reasons": ["timers woke late"], "record": {}}
+    res = _run("--compare", str(_folder(tmp_path, "bridge", [RESULT])), str(_folder(tmp_path, "ovs", [other])))
+    assert res.returncode == 0, res.stdout  # the same verdicts: marked, not a difference
+    assert "handshake   lan       PASS    PASS*  4           same" in res.stdout, res.stdout
+    assert "* the run's fidelity was lost (the machine did not keep up)" in res.stdout
+
+
 def test_bad_folders_are_one_line_and_exit_2(tmp_path):
     (tmp_path / "empty").mkdir()
     for args, message in ((["--compare", str(tmp_path / "none"), str(tmp_path)],
@@ -106,15 +115,17 @@ def test_ovs_is_refused_in_one_line_where_the_kernel_lacks_openvswitch(tmp_path,
     assert not (tmp_path / "cmp").exists()  # refused before any run
 
 
-EXPERIMENTS = ("handshake", "ephemeral-restart", "loss-recovery", "time-wait")
+# run-made values of every sort: ports, initial sequence numbers (also in cross-lan's per-hop SYN), timings
+EXPERIMENTS = (("handshake", "lan"), ("ephemeral-restart", "lan"), ("loss-recovery", "lan"), ("time-wait", "lan"),
+               ("cross-lan", "multi-lan"))
 
 
 @pytest.mark.netbed
 def test_two_real_runs_on_linux_bridges_compare_the_same(tmp_path):
     """Real runs differ in ports, sequence numbers and timings; the comparison must call them the same."""
     for label in ("1-bridge", "2-bridge"):
-        for exp in EXPERIMENTS:
-            res = netbed("run", exp, "--topo", "lan", "--out", str(tmp_path / label / exp))
+        for exp, topo in EXPERIMENTS:
+            res = netbed("run", exp, "--topo", topo, "--out", str(tmp_path / label / exp))
             assert res.returncode == 0, res.stdout + res.stderr
     seen = [json.loads((tmp_path / label / "handshake" / "result.json").read_text()) for label in ("1-bridge",
                                                                                                     "2-bridge")]
