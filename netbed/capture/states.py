@@ -13,6 +13,8 @@ program reads each socket's namespace from the socket itself.
 
 The tracer dies with the process that started it (the kernel's parent-death signal, set with
 `setpriv --pdeathsig KILL` before bpftrace is executed): a SIGKILLed owner leaves no bpftrace behind.
+Strictly, the kernel sends it when the *thread* that started it ends: start a tracer from a thread that
+outlives it (netbed starts them from the main thread).
 A caller may also mark it (`env`) so that `netbed clean` reclaims it.
 
 bpftrace runs in the root namespace (it sees every namespace) inside a private mount namespace of
