@@ -41,6 +41,7 @@ HOLD_SECONDS = 8
 PING_HEADERS = 14 + 20 + 8  # Ethernet + IPv4 + ICMP echo
 DRAIN_FRAME = HOLD_BURST - (FIN_FRAME - HOLD_SECONDS * HOLD_RATE_BITS // 8)  # 142 bytes
 DRAIN_PING_DATA = DRAIN_FRAME - PING_HEADERS  # `ping -s 100`
+DRAIN_WAIT = 5  # seconds the drain ping waits for its reply
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,9 @@ class Lab:
         Each frame is DRAIN_FRAME bytes, so HOLD_BURST - DRAIN_FRAME tokens stay: too few for any
         TCP segment (a FIN with timestamps is FIN_FRAME bytes) for HOLD_SECONDS of refill.
         """
-        self.run(host, ["ping", "-n", "-q", "-c", "1", "-W", "1", "-s", str(DRAIN_PING_DATA), self.ip(peer)])
+        # -W: the reply may take long on a loaded machine (1 s failed a wan run under --jobs 2); ping ends at the reply
+        self.run(host, ["ping", "-n", "-q", "-c", "1", "-W", str(DRAIN_WAIT), "-s", str(DRAIN_PING_DATA),
+                        self.ip(peer)])
 
     def release(self, host: str) -> None:
         """Send what `hold` kept, in order, now."""

@@ -123,6 +123,7 @@ class StateTracer:
         """
         if not self._running():
             return
+        start = self.path.stat().st_size  # the markers come after it: an earlier line may hold the same port
         ports = []
         mask = os.sched_getaffinity(0)
         try:
@@ -137,7 +138,9 @@ class StateTracer:
         wanted = [f" 127.0.0.1 {port} 0.0.0.0 0 10 7".encode() for port in ports]  # LISTEN -> CLOSED
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            log = self.path.read_bytes()
+            with open(self.path, "rb") as f:
+                f.seek(start)
+                log = f.read()
             if all(w in log for w in wanted):
                 return
             time.sleep(0.005)
