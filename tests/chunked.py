@@ -23,6 +23,7 @@ from netbed.trace.frames import Frames
 from netbed.trace.stream import ConnectionTracker, stream_connections
 
 ONE_BYTE_CHUNKS_UP_TO = 16 << 10  # bytes of capture; above this, one-byte chunks take too long
+SUMMARISE_EVERYTHING = 2  # rows: a carried connection of two rows or more is summarised
 EVERY_SPLIT_UP_TO = 300  # TCP segments; above this, seven splits spread over the capture
 SMALL_CHUNKS_UP_TO = 1 << 20  # bytes of capture read in 4 KiB chunks; above, in 256 KiB chunks
 
@@ -32,8 +33,8 @@ def _rows(tables: list[ConnectionTable]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda d: (d["start"], d["client"], d["server"], d["segments"]))
 
 
-def _split(t: TcpColumns, at: list[int]) -> list[dict[str, Any]]:
-    tracker = ConnectionTracker()
+def _split(t: TcpColumns, at: list[int], summarise_after: int | None = None) -> list[dict[str, Any]]:
+    tracker = ConnectionTracker() if summarise_after is None else ConnectionTracker(summarise_after)
     out = []
     bounds = [0, *at, len(t)]
     for lo, hi in zip(bounds[:-1], bounds[1:]):
@@ -57,6 +58,9 @@ def check_chunked(path: str | os.PathLike[str], frames: Frames) -> None:
         assert _split(t, [s]) == whole, f"split at segment {s}"
     if small:
         assert _split(t, list(range(1, len(t)))) == whole, "one segment per chunk"
+    # Every carried connection of more than one row summarised after every chunk (summary.py).
+    step = 1 if small else max(1, len(t) // 50)
+    assert _split(t, list(range(step, len(t), step)), SUMMARISE_EVERYTHING) == whole, "summarised"
 
 
 @pytest.fixture(autouse=True)

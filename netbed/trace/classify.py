@@ -368,6 +368,14 @@ def analyse(t: TcpColumns) -> tuple[ConnectionTable, np.ndarray]:
                       (close.initiator == CloserCode.SERVER) & (fin_s >= 0)],
                      [server.payload - server.before_peer_fin, client.payload - client.before_peer_fin], 0)
     who = np.where(close.kind == CloseCode.SIMULTANEOUS, CloserCode.BOTH, close.initiator)
+    segments = r.end - r.start
+    retrans_c, retrans_s = client.retransmissions, server.retransmissions
+    if t.count is not None:  # rows that stand for several segments (a summarised long connection)
+        segments = np.add.reduceat(t.counts()[r.order], r.start)
+        again = t.retransmissions()[r.order]
+        retrans_c = retrans_c + np.bincount(r.cid, weights=np.where(from_server, 0, again), minlength=r.count)
+        retrans_s = retrans_s + np.bincount(r.cid, weights=np.where(from_server, again, 0), minlength=r.count)
+        retrans_c, retrans_s = retrans_c.astype(np.int64), retrans_s.astype(np.int64)
 
     # Endpoints from each connection's first segment; connections in order of that segment.
     r0 = r.order[r.start]
@@ -382,6 +390,6 @@ def analyse(t: TcpColumns) -> tuple[ConnectionTable, np.ndarray]:
         np.where(c_src, t.dst_hi[r0], t.src_hi[r0]), np.where(c_src, t.dst_lo[r0], t.src_lo[r0]),
         np.where(c_src, t.dport[r0], t.sport[r0]).astype(np.int64),
         handshake, isn_c, isn_s, close.kind, who, client.payload, server.payload, half,
-        client.retransmissions, server.retransmissions, np.minimum.reduceat(time, r.start),
-        np.maximum.reduceat(time, r.start), time[r.end - 1], r.end - r.start, close.ended, r.start, r.end)
+        retrans_c, retrans_s, np.minimum.reduceat(time, r.start),
+        np.maximum.reduceat(time, r.start), time[r.end - 1], segments, close.ended, r.start, r.end)
     return table.select(by_time), r.order

@@ -27,8 +27,11 @@ from .classify import analyse
 from .columns import ConnectionTable, TcpColumns
 from .constants import CLOSED_QUIET_SECONDS, OPEN_QUIET_SECONDS
 from .pcap import DEFAULT_CHUNK_BYTES, CaptureStream
+from .summary import summarise
 
 __all__ = ["ConnectionTracker", "StreamStats", "stream_connections"]
+
+SUMMARISE_AFTER_ROWS = 4096  # a carried connection with more rows than this is summarised (summary.py)
 
 
 class _Block:
@@ -64,7 +67,8 @@ class _Block:
 class ConnectionTracker:
     """Feed it the TCP segments of a capture in order, chunk by chunk; it returns final connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, summarise_after: int = SUMMARISE_AFTER_ROWS) -> None:
+        self.summarise_after = summarise_after
         self.clock = -np.inf
         self.blocks: list[_Block] = []  # segments of carried connections
         self.table = ConnectionTable.empty()  # carried connections
@@ -74,6 +78,11 @@ class ConnectionTracker:
     @property
     def open_connections(self) -> int:
         return len(self.ids)
+
+    @property
+    def carried_rows(self) -> int:
+        """Rows of segments (or summaries of them) kept for the connections still open."""
+        return sum(block.count for block in self.blocks)
 
     def _classify(self, segs: TcpColumns) -> tuple[ConnectionTable, np.ndarray, np.ndarray]:
         """Classify ``segs``: the table, a fresh id per connection, the owning id of each segment."""
@@ -141,8 +150,39 @@ class ConnectionTracker:
                     block.forget(rows)
             self.blocks = [b for b in self.blocks if b.count]
         self.table, self.ids = table.select(~done), ids[~done]
+        self._summarise_long()
         out = table.select(done)
         return out.select(np.argsort(out.first_frame, kind="stable")) if len(out) else None
+
+
+    def _summarise_long(self) -> None:
+        """Replace the carried rows of each long connection by its summary (bounded per connection).
+
+        Only a connection alone on its 4-tuple among the carried ones: a connection's rows then
+        stay in capture order relative to the 4-tuple's other rows whatever block holds them.
+        """
+        big = self.table.segments >= self.summarise_after
+        if not big.any():
+            return
+        keys, seen = np.unique(self.table.key, return_counts=True)
+        alone = seen[np.searchsorted(keys, self.table.key)] == 1
+        wanted = self.ids[big & alone]
+        for block in list(self.blocks):
+            rows = block.rows_of(wanted)
+            if rows is None:
+                continue
+            owners = block.owner[rows]
+            ids, counts = np.unique(owners, return_counts=True)
+            for conn, count in zip(ids.tolist(), counts.tolist()):
+                if count < self.summarise_after:
+                    continue
+                mine = rows & (block.owner == conn)
+                summary = summarise(block.segments.select(mine), self.table.select(self.ids == conn))
+                if summary is None:
+                    continue
+                block.forget(mine)
+                self.blocks.append(_Block(summary, np.full(len(summary), conn, np.int64), conn, conn))
+        self.blocks = [b for b in self.blocks if b.count]
 
 
 @dataclass
