@@ -173,6 +173,88 @@ def _block(connections: int, seed: int, block: int, t0: float) -> tuple[np.ndarr
     return out, n, float(when.max())
 
 
+LONG_FLOW_SEGMENT = 1448  # bytes of data per segment of the long flow
+LONG_FLOW_STEP = 10e-6  # seconds between its packets
+
+
+def write_long_flow_pcap(path: Path, packets: int) -> int:
+    """Write one bulk-transfer connection of about ``packets`` packets, cut to its headers (like
+    ``tcpdump -s 54``): handshake, data from the client with an ACK from the server after every
+    second segment, four-way close. Written in blocks, so any length needs little memory."""
+    data_rows = max(2, (packets - 7) * 2 // 3)
+    isn_c, isn_s = 123_456_789, 987_654_321
+    script = [(0, SYN, 0, 0), (1, SYN | ACK, 0, 1), (0, ACK, 1, 1)]  # (direction, flags, seq_rel, ack_rel)
+    written = 0
+    with open(path, "wb") as f:
+        f.write(PCAP_HEADER)
+        f.write(_long_rows(_script_rows(script), isn_c, isn_s, 0).tobytes())
+        written += len(script)
+        block = 300_000
+        for lo in range(0, data_rows, block):
+            k = np.arange(lo, min(lo + block, data_rows))
+            n_acks = np.count_nonzero(k % 2 == 1)
+            rows = np.zeros(len(k) + n_acks, _LONG_ROW)
+            j = k - lo  # block is even: j and k have the same parity
+            at = j + j // 2  # a data row, and after every second one an ACK row
+            rows["d"][at] = 0
+            rows["flags"][at] = PSH | ACK
+            rows["seq"][at] = 1 + k * LONG_FLOW_SEGMENT
+            rows["ack"][at] = 1
+            rows["plen"][at] = LONG_FLOW_SEGMENT
+            acks = at[k % 2 == 1] + 1
+            rows["d"][acks] = 1
+            rows["flags"][acks] = ACK
+            rows["seq"][acks] = 1
+            rows["ack"][acks] = 1 + (k[k % 2 == 1] + 1) * LONG_FLOW_SEGMENT
+            first = written
+            f.write(_long_rows(rows, isn_c, isn_s, first).tobytes())
+            written += len(rows)
+        end = 1 + data_rows * LONG_FLOW_SEGMENT
+        close = [(0, FIN | ACK, end, 1), (1, ACK, 1, end + 1), (1, FIN | ACK, 1, end + 1), (0, ACK, end + 1, 2)]
+        f.write(_long_rows(_script_rows(close), isn_c, isn_s, written).tobytes())
+        written += len(close)
+    return written
+
+
+_LONG_ROW = np.dtype([("d", "u1"), ("flags", "u1"), ("seq", "i8"), ("ack", "i8"), ("plen", "u4")])
+
+
+def _script_rows(script: list[tuple[int, int, int, int]]) -> np.ndarray:
+    rows = np.zeros(len(script), _LONG_ROW)
+    for i, (d, flags, seq, ack) in enumerate(script):
+        rows[i] = (d, flags, seq, ack, 0)
+    return rows
+
+
+def _long_rows(rows: np.ndarray, isn_c: int, isn_s: int, first: int) -> np.ndarray:
+    """Header-only records for rows (direction, flags, seq and ack relative to the ISNs, payload) of the long flow."""
+    n = len(rows)
+    d = rows["d"].astype(np.int64)
+    flags, seq_rel, ack_rel, plen = rows["flags"], rows["seq"], rows["ack"], rows["plen"].astype(np.int64)
+    rec = np.zeros(n, _FRAME)
+    t = 1_700_000_000.0 + (first + np.arange(n)) * LONG_FLOW_STEP
+    rec["ts_sec"] = t.astype(np.uint32)
+    rec["ts_usec"] = ((t - np.floor(t)) * 1e6).astype(np.uint32)
+    rec["incl_len"] = 54
+    rec["orig_len"] = 54 + plen
+    rec["ethertype"] = 0x0800
+    rec["ver_ihl"] = 0x45
+    rec["total_len"] = 40 + plen
+    rec["ttl"] = 64
+    rec["proto"] = 6
+    client, server = (10 << 24) | (1 << 16) | 1, (10 << 24) | (9 << 16) | 1
+    rec["src"] = np.where(d == 0, client, server)
+    rec["dst"] = np.where(d == 0, server, client)
+    rec["sport"] = np.where(d == 0, 40000, 80)
+    rec["dport"] = np.where(d == 0, 80, 40000)
+    rec["seq"] = (np.where(d == 0, isn_c, isn_s) + seq_rel) & 0xFFFFFFFF
+    rec["ack"] = np.where(flags & ACK, (np.where(d == 0, isn_s, isn_c) + ack_rel) & 0xFFFFFFFF, 0)
+    rec["off"] = 5 << 4
+    rec["flags"] = flags
+    rec["window"] = 64240
+    return rec
+
+
 def machine() -> str:
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():

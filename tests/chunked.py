@@ -4,7 +4,8 @@ Why a fixture and not one test: the promise is "identical results for every capt
 for captures split at every possible chunk boundary". Importing :func:`chunked_equivalence` into a
 test module makes it autouse there: each ``read_trace`` call is then checked three ways -- the
 capture streamed in chunks of one byte (every record its own chunk; small captures), in 4 KiB
-chunks, and its TCP segments fed to the tracker in two parts split at every frame.
+chunks (also read by a second process), its TCP segments fed to the tracker in two parts split at
+every frame, and fed with every carried connection summarised after every chunk.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def check_chunked(path: str | os.PathLike[str], frames: Frames) -> None:
     size = os.path.getsize(path)
     for chunk in ([1] if size <= ONE_BYTE_CHUNKS_UP_TO else []) + [4096 if size <= SMALL_CHUNKS_UP_TO else 256 << 10]:
         assert _rows(list(stream_connections(path, chunk))) == whole, f"chunks of {chunk} bytes"
+    # Read and decoded by a second process (reader.py), as `netbed trace` does on two CPUs.
+    assert _rows(list(stream_connections(path, chunk, processes=2))) == whole, "in two processes"
     small = len(t) <= EVERY_SPLIT_UP_TO
     for s in range(1, len(t), 1 if small else max(1, len(t) // 7)):
         assert _split(t, [s]) == whole, f"split at segment {s}"

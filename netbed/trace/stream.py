@@ -15,18 +15,17 @@ still open or recently closed -- not the capture.
 from __future__ import annotations
 
 import os
-import queue
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable
 
 import numpy as np
 
 from .classify import analyse
 from .columns import ConnectionTable, TcpColumns
 from .constants import CLOSED_QUIET_SECONDS, OPEN_QUIET_SECONDS
-from .pcap import DEFAULT_CHUNK_BYTES, CaptureStream
+from .pcap import DEFAULT_CHUNK_BYTES
+from .reader import ForkedReader, InProcessReader
 from .summary import summarise
 
 __all__ = ["ConnectionTracker", "StreamStats", "stream_connections"]
@@ -199,21 +198,23 @@ class StreamStats:
 
 
 def stream_connections(path: str | os.PathLike[str], chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                       on_chunk: Callable[[StreamStats], None] | None = None) -> Iterator[ConnectionTable]:
+                       on_chunk: Callable[[StreamStats], None] | None = None,
+                       processes: int = 1) -> Iterator[ConnectionTable]:
     """Read and classify a capture chunk by chunk, yielding tables of connections as they become final.
 
     ``on_chunk`` sees the running :class:`StreamStats` after every chunk; once the iteration is over,
     the stats' ``warnings`` are complete (they include one about frames cut by the snap length).
+    ``processes=2`` reads and decodes in a second process (``reader.py``); the results are the same.
     """
     stats = StreamStats()
-    capture = CaptureStream(path, chunk_bytes)
+    source = ForkedReader(os.fspath(path), chunk_bytes) if processes > 1 else \
+        InProcessReader(os.fspath(path), chunk_bytes)
     tracker = ConnectionTracker()
-    for frames in read_ahead(capture):
-        t = TcpColumns.from_frames(frames, tracker.clock)
-        stats.cut_frames += int(np.count_nonzero(frames.caplen < frames.wirelen))
-        stats.frames = capture.frames
-        out = tracker.feed(t)
-        stats.bytes_read, stats.total_bytes = capture.bytes_read, capture.total_bytes
+    for chunk in source:
+        stats.cut_frames += chunk.cut_frames
+        stats.frames = chunk.frames
+        out = tracker.feed(chunk.segments)
+        stats.bytes_read, stats.total_bytes = chunk.bytes_read, chunk.total_bytes
         stats.open_connections = tracker.open_connections
         if out is not None:
             stats.connections += len(out)
@@ -221,8 +222,7 @@ def stream_connections(path: str | os.PathLike[str], chunk_bytes: int = DEFAULT_
         if on_chunk is not None:
             on_chunk(stats)
     out = tracker.feed(_no_segments(), final=True)
-    stats.bytes_read = capture.bytes_read
-    stats.warnings = list(capture.warnings)
+    stats.warnings = list(source.warnings)
     if stats.cut_frames:
         stats.warnings.append(cut_warning(stats.cut_frames))
     if out is not None:
@@ -231,43 +231,6 @@ def stream_connections(path: str | os.PathLike[str], chunk_bytes: int = DEFAULT_
     stats.open_connections = 0
     if on_chunk is not None:
         on_chunk(stats)
-
-
-T = TypeVar("T")
-
-
-class _Failed:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-def read_ahead(items: Iterable[T]) -> Iterator[T]:
-    """The items of ``items``, produced one ahead in a thread.
-
-    Why: reading and decoding the next chunk and classifying this one are about equal work, and
-    NumPy lets go of the interpreter lock in its copies, gathers and sorts, so on a second core the
-    two overlap. One chunk ahead at most: memory grows by one chunk, not more.
-    """
-    ahead: queue.Queue[object] = queue.Queue(maxsize=1)
-    done = object()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                ahead.put(item)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            ahead.put(_Failed(exc))
-        else:
-            ahead.put(done)
-
-    threading.Thread(target=produce, name="netbed-trace-reader", daemon=True).start()
-    while True:
-        item = ahead.get()
-        if item is done:
-            return
-        if isinstance(item, _Failed):
-            raise item.error
-        yield item  # type: ignore[misc]
 
 
 def _member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
