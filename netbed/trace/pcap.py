@@ -33,6 +33,7 @@ __all__ = ["CaptureStream", "Frames", "PcapError", "capture_bytes", "read_frames
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's way of saying "with a gzip header and trailer"
 DEFAULT_CHUNK_BYTES = 32 << 20  # ~300,000 frames of short connections per chunk
+FIRST_CHUNK_BYTES = 4 << 20  # a file's first chunk: what the classifier waits for before it can start
 
 
 def _open(name: str) -> tuple[BinaryIO, int | None]:
@@ -210,13 +211,19 @@ class CaptureStream:
         at = end = 0
         try:
             while True:
-                # Like the buffer of a stream: what is left of the last window, plus a chunk.
-                end = min(size, end + self.chunk_bytes)
+                # Like the buffer of a stream: what is left of the last window, plus a chunk. The first
+                # chunk is smaller, so that the classifier (in another process) can start sooner.
+                end = min(size, end + (self.chunk_bytes if end else min(self.chunk_bytes, FIRST_CHUNK_BYTES)))
                 final = end == size
                 with whole[at:end] as data:
                     index, used = self.reader.index(data, final)
                     frames = decode(np.frombuffer(data, np.uint8), index, self.warnings, self.frames + 1) \
                         if len(index.start) else None
+                # Pages already analysed leave this process (the page cache keeps them): resident
+                # memory stays at about a chunk, not the file.
+                done = (at + used) // mmap.PAGESIZE * mmap.PAGESIZE
+                if done > at // mmap.PAGESIZE * mmap.PAGESIZE:
+                    mapping.madvise(mmap.MADV_DONTNEED, 0, done)
                 at += used
                 self.bytes_read = at if not final else size
                 if frames is not None:
