@@ -48,7 +48,7 @@ from .frames import Frames
 from .model import Connection, Endpoint, Segment
 from .sequence import first_in_group, last_in_group, sequence_space, signed
 
-__all__ = ["analyse", "classify_frames", "classify_segments", "connections_of"]
+__all__ = ["analyse", "by_four_tuple", "classify_frames", "classify_segments", "connections_of"]
 
 _M32 = SEQ_MODULO - 1
 _U64 = 1 << 64
@@ -150,6 +150,13 @@ def _endpoint_keys(t: TcpColumns) -> tuple[np.ndarray, np.ndarray]:
         ids, _ = factorize(np.concatenate([t.src_hi, t.dst_hi]), np.concatenate([t.src_lo, t.dst_lo]))
         src, dst = ids[:n], ids[n:]
     return (src << 16) | t.sport.astype(np.int64), (dst << 16) | t.dport.astype(np.int64)
+
+
+def by_four_tuple(t: TcpColumns) -> np.ndarray:
+    """The rows of ``t`` grouped by 4-tuple (either direction), capture order kept inside each: the
+    first step of :func:`analyse`, which runs much faster on rows already in this order."""
+    a, b = _endpoint_keys(t)
+    return np.lexsort((np.maximum(a, b), np.minimum(a, b)))  # stable: capture order survives in a 4-tuple
 
 
 def _breaks(src: list[int], dst: list[int], flags: list[int], seq: list[int], quiet: list[float]) -> list[int]:

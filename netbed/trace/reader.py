@@ -3,10 +3,11 @@
 Why a second process: reading a chunk (the record chain is a Python loop) and decoding it take about
 as long as classifying it, and both are many NumPy calls that hold the interpreter lock between
 them, so a reader *thread* overlaps little. A forked reader process overlaps fully on a second core:
-it reads, decodes and picks the TCP columns of the next chunk while this process classifies the
-current one. The columns cross through shared memory -- two slots of one chunk each, the reader
-fills one while the classifier copies the other out -- so memory grows by two chunks of columns, not
-with the capture. Both sources give the same segments, numbered the same.
+it reads, decodes and picks the TCP columns of the next chunk, and groups them by 4-tuple (the
+classifier's first step), while this process classifies the current one. The columns cross through
+shared memory -- two slots of one chunk each, the reader fills one while the classifier copies the
+other out -- so memory grows by two chunks of columns, not with the capture. Both sources give the
+same segments, numbered the same (the forked one grouped by 4-tuple, capture order inside each).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import BinaryIO, TypeVar
 
 import numpy as np
 
+from .classify import by_four_tuple
 from .columns import TcpColumns
 from .constants import MAX_RECORD
 from .container import PcapError
@@ -48,12 +50,16 @@ class Chunk:
     total_bytes: int | None
 
 
-def _chunks(capture: CaptureStream, frames_source: Iterable) -> Iterator[Chunk]:
+def _chunks(capture: CaptureStream, frames_source: Iterable, grouped: bool = False) -> Iterator[Chunk]:
+    """The TCP columns of each chunk, with the capture clock carried on; ``grouped``: rows grouped by
+    4-tuple (capture order inside each), which is the classifier's first step, done here instead."""
     clock = -np.inf
     for frames in frames_source:
         t = TcpColumns.from_frames(frames, clock)
         if len(t):
             clock = max(clock, float(t.clock[-1]))
+            if grouped:
+                t = t.select(by_four_tuple(t))
         yield Chunk(t, int(np.count_nonzero(frames.caplen < frames.wirelen)), capture.frames, capture.bytes_read,
                     capture.total_bytes)
 
@@ -166,7 +172,7 @@ def _reader_process(path: str, chunk_bytes: int, shared: mmap.mmap, slot_bytes: 
         free = list(range(SLOTS))
         capture = CaptureStream(path, chunk_bytes)
         try:
-            for chunk in _chunks(capture, capture):
+            for chunk in _chunks(capture, capture, grouped=True):
                 if not free:
                     got = freed.read(1)
                     if not got:

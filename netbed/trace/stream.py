@@ -104,10 +104,11 @@ class ConnectionTracker:
                 self.blocks.append(block)
 
     def feed(self, t: TcpColumns, final: bool = False) -> ConnectionTable | None:
-        """Add the next segments (their ``clock`` continued from :attr:`clock`); return the connections
-        now final, in order of their first segment, or None."""
+        """Add the next segments (their ``clock`` continued from :attr:`clock`; in capture order, or
+        grouped by 4-tuple with capture order inside each); return the connections now final, in
+        order of their first segment, or None."""
         if len(t):
-            self.clock = max(self.clock, float(t.clock[-1]))
+            self.clock = max(self.clock, float(t.clock.max()))  # rows may come grouped by 4-tuple
         # The new segments are classified on their own first. Connections never span 4-tuples, so
         # only the 4-tuples that also have a carried connection (usually a few hundred at a chunk
         # boundary) are classified again, their carried segments together with their new ones.
