@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 from conftest import NETBED, REPO, netbed
 from pcapbuild import Conversation, pcap_bytes
 
@@ -83,3 +84,17 @@ def test_a_reader_left_early_is_stopped_and_reaped(tmp_path: Path) -> None:
     while _processes_reading(path) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_reading(path) == []
+
+
+def test_columns_too_big_for_a_slot_come_through_the_pipe_alike(tmp_path: Path) -> None:
+    path = tmp_path / "many.pcap"
+    path.write_bytes(_capture(500))
+    whole = ForkedReader(str(path), 1 << 14)
+    small = ForkedReader(str(path), 1 << 14)
+    small.slot_bytes = 64  # no chunk fits: every one is sent whole through the pipe
+    a, b = list(whole), list(small)
+    assert len(a) == len(b) > 1
+    for x, y in zip(a, b):
+        assert x.frames == y.frames and x.cut_frames == y.cut_frames
+        columns = ("frame", "time", "clock", "src_lo", "dst_lo", "sport", "dport", "seq", "ack", "flags", "plen")
+        assert all(np.array_equal(getattr(x.segments, c), getattr(y.segments, c)) for c in columns)
