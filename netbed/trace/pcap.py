@@ -33,6 +33,10 @@ __all__ = ["CaptureStream", "Frames", "PcapError", "capture_bytes", "read_frames
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's way of saying "with a gzip header and trailer"
 DEFAULT_CHUNK_BYTES = 32 << 20  # ~300,000 frames of short connections per chunk
+# A pipe's writer counts as pausing (what arrived is analysed) once nothing came for this long. Not
+# zero: a fast writer (`cat big.pcap |`) leaves the pipe empty for microseconds all the time, and a
+# chunk per 64 KiB pipe-full costs more per chunk than the chunk's analysis.
+PAUSE_SECONDS = 0.05
 FIRST_CHUNK_BYTES = 4 << 20  # a file's first chunk: what the classifier waits for before it can start
 
 
@@ -184,7 +188,7 @@ class CaptureStream:
         got = filled
         try:
             while got < want:
-                if got > filled and fd is not None and not select.select([fd], [], [], 0)[0]:
+                if got > filled and fd is not None and not select.select([fd], [], [], PAUSE_SECONDS)[0]:
                     break
                 try:
                     # read1, not readinto1: after the format sniffing peek(), readinto1 would hand over the
