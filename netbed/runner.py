@@ -28,7 +28,7 @@ from netbed.errors import NetbedError
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
 from netbed.network.cluster import ClusterSpec, ClusterTestbed
-from netbed.network.custom import CustomTopology, folder_label
+from netbed.network.custom import CustomTopology, end_hosts, folder_label
 from netbed.preflight import require_emulation
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
@@ -48,8 +48,6 @@ def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, 
     `custom`, every run is on that user's Mininet topology. `jobs` > 1 runs that many at once
     (`_run_parallel`).
     """
-    if cluster is not None and custom is not None:
-        raise NetbedError("--cluster with a custom topology is not supported yet: use netbed's own topologies")
     if pairs:  # bad input and a missing root are one line before any run folder is made
         if custom is None:  # a custom topology was loaded and checked already
             topologies.build(pairs[0][1])
@@ -205,10 +203,13 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
     tracer = shared or StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
     try:
         custom = topo if isinstance(topo, CustomTopology) else None
-        if custom:
+        apart = planned_ends(topo, client_host, server_host)  # --cluster: on different servers
+        if custom and cluster is not None:  # a user's Mininet topology over the servers
+            testbed = ClusterTestbed.of_custom(custom, cluster, ipv6, apart=apart)
+        elif custom:
             testbed = custom.testbed(ipv6)
         elif cluster is not None:  # Mininet Cluster Edition over the servers (--cluster)
-            testbed = ClusterTestbed(topo, switch=switch, ipv6=ipv6, cluster=cluster)
+            testbed = ClusterTestbed(topo, switch=switch, ipv6=ipv6, cluster=cluster, apart=apart)
         else:
             testbed = Testbed(topo, switch=switch, ipv6=ipv6)
         with testbed as tb:
@@ -348,6 +349,18 @@ def cluster_of(args) -> ClusterSpec | None:
     from netbed.cluster_lab import cluster_spec
 
     return cluster_spec(args.cluster, args.placement)
+
+
+def planned_ends(topo: Topology | CustomTopology, client: str | None, server: str | None) -> tuple[str, str]:
+    """The client and server hosts a run will use, known before the build (so --cluster can place them
+    on different servers): the named ones, else the first and the last host (a custom topology's end
+    hosts: its hosts that are not routers, in Mininet's order)."""
+    if isinstance(topo, CustomTopology):
+        hosts = end_hosts(topo.topo)
+        client, server = client or topo.client, server or topo.server
+    else:
+        hosts = [h.name for h in topo.hosts]
+    return client or hosts[0], server or hosts[-1]
 
 
 def cluster_facts(tb: ClusterTestbed, client: str, server: str) -> dict:

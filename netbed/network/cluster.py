@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netbed.errors import NetbedError
-from netbed.network.cluster_nodes import build_cluster_network
+from netbed.network.cluster_nodes import build_cluster_network, build_custom_cluster_network
+from netbed.network.custom import CustomTopology, has_switch_loop, read_topology, wait_spanning_tree
 from netbed.network.testbed import Testbed, _terminate
+from netbed.spec import Topology
 
 VXLAN_PORT = 4789  # IANA's VXLAN port: open it (UDP) between real servers
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
@@ -170,6 +172,16 @@ class ClusterTestbed(Testbed):
     """A Testbed whose nodes live on `cluster.servers`, built by Mininet Cluster Edition."""
 
     cluster: ClusterSpec | None = None
+    custom: CustomTopology | None = None  # a user's Mininet topology (--custom/--topo) instead of `topology`
+    apart: tuple[str, str] | None = None  # an experiment's client and server hosts: on different servers
+
+    @classmethod
+    def of_custom(cls, custom: CustomTopology, cluster: ClusterSpec, ipv6: bool = False,
+                  apart: tuple[str, str] | None = None) -> ClusterTestbed:
+        """A user's Mininet topology over the servers; its Topology is read back from the kernels once built."""
+        label = custom.label
+        return cls(Topology(label, (), (), {"mininet": label}), ipv6=ipv6, cluster=cluster, custom=custom,
+                   apart=apart)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -190,7 +202,8 @@ class ClusterTestbed(Testbed):
         from netbed.network.plan import make_plan
 
         setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
-        self.plan = make_plan(self.topology, ipv6=self.ipv6)
+        if self.custom is None:
+            self.plan = make_plan(self.topology, ipv6=self.ipv6)
         began = time.monotonic()
         self.connections = Connections(self.cluster, self.run_id)
         self._record()
@@ -230,12 +243,29 @@ class ClusterTestbed(Testbed):
 
     def _build(self) -> None:
         try:
-            self.net = build_cluster_network(self)
+            if self.custom is None:
+                self.net = build_cluster_network(self)
+            else:
+                self._build_custom()
         except (NetbedError, KeyboardInterrupt):
             raise
         except Exception as exc:  # a server refused a step (Mininet raises plain Exceptions)
             raise NetbedError(f"--cluster: the build failed: {exc}") from exc
         self.placement = {n.name: n.server for n in self.net.hosts + self.net.switches}
+
+    def _build_custom(self) -> None:
+        """As CustomTestbed.start, over the servers: IPv6 off through each node's shell (no local
+        namespace descriptors here), then the running network read back."""
+        topo, label = self.custom.topo, self.custom.label
+        stp = has_switch_loop(topo)
+        self.net = build_custom_cluster_network(self, topo, stp, self.ipv6)
+        if stp:
+            wait_spanning_tree(self.net, label)
+        if not self.ipv6:
+            for node in self.net.hosts + self.net.switches:
+                node.cmd("sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+        self.placement = {n.name: n.server for n in self.net.hosts + self.net.switches}
+        self.topology = read_topology(self, topo, label, stp)
 
     def stop(self) -> None:
         began = time.monotonic()

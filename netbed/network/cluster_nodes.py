@@ -8,15 +8,19 @@ a VXLAN tunnel between servers (modelled on `RemoteGRELink`) and netbed's indexe
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 
 from mininet.examples import cluster as mc
 from mininet.examples.cluster import MininetCluster, RemoteLink, RemoteMixin
+from mininet.link import Intf, TCIntf
 from mininet.topo import Topo
 
+from netbed.network.custom import TC_PARAMS, StpBridge
 from netbed.network.mnnet import Network
 from netbed.network.nodes import Host, LinuxBridge, Router, VethLink
+from netbed.network.plan import FIRST_INDEX, node_sysctls
 from netbed.network.testbed import Testbed
 
 # `mn --placement` names (block is its SwitchBinPlacer), and two more of Cluster Edition's placers
@@ -119,15 +123,19 @@ def node_classes(tb: Testbed) -> dict[str, type]:
     return {"host": type("RemoteHost", (marked, Host), {}),
             "router": type("RemoteRouter", (marked, Router), {}),
             "switch": type("RemoteLinuxBridge", (marked, LinuxBridge), {}),
-            "counter": marked.counter}
+            "counter": marked.counter, "marked": marked}
+
+
+def _link_class(tb: Testbed, base: type = None) -> type:
+    return type("ClusterLink", (base or ClusterLink,), {"vnis": tb.vnis, "mtu": tb.mtu, "tag": tb.run_id[:8],
+                                                        "local_ip": _server_ips(tb)})
 
 
 def build_cluster_network(tb: Testbed) -> ClusterNetwork:
     """The spec as a Mininet Topo, placed and built by MininetCluster; then the plan's addresses/routes."""
     spec, plan, topo = tb.cluster, tb.plan, tb.topology
     classes = node_classes(tb)
-    link = type("ClusterLink", (ClusterLink,), {"vnis": tb.vnis, "mtu": tb.mtu, "tag": tb.run_id[:8],
-                                                "local_ip": _server_ips(tb)})
+    link = _link_class(tb)
     mn_topo = Topo()
     common = {"user": spec.user, "controlPath": tb.connections.path()}
     for node in topo.nodes:
@@ -144,16 +152,81 @@ def build_cluster_network(tb: Testbed) -> ClusterNetwork:
         mn_topo.addLink(a.node, b.node, port1=a.number, port2=b.number, intfName1=a.name, intfName2=b.name,
                         addr1=a.mac, addr2=b.mac, cls=link, index1=a.index, index2=b.index,
                         params1={"ip": v4[(a.node, a.name)]}, params2=params2)
+    net = _build(tb, mn_topo, link, autoSetMacs=False, autoStaticArp=False)
+    tb.add_planned_routes(plan)
+    return net
+
+
+def _build(tb: Testbed, mn_topo: Topo, link: type, **params) -> ClusterNetwork:
+    """MininetCluster places `mn_topo` on the servers and builds it (tb.net is set first: a failed build
+    is torn down by the testbed)."""
+    spec = tb.cluster
+    place(mn_topo, spec.servers, spec.placement, tb.apart)
     net = ClusterNetwork(topo=mn_topo, servers=list(spec.servers), user=spec.user,
                          placement=PLACERS[spec.placement], precheck=False, link=link,
-                         controller=None, build=False, autoSetMacs=False, autoStaticArp=False,
-                         waitConnected=False)
+                         controller=None, build=False, waitConnected=False, **params)
     tb.net = net
     net.build()
     net.start()
-    tb.add_planned_routes(plan)
-    tb.ssh_counter = classes["counter"]
     return net
+
+
+def place(mn_topo: Topo, servers: list[str], placement: str, apart: tuple[str, str] | None) -> None:
+    """Cluster Edition's placer, asked here rather than inside MininetCluster (which takes a server
+    already in a node's info as given), so that an experiment's client and server hosts can be kept
+    on different servers: if the placer put them together, the server host goes to the next server."""
+    placer = PLACERS[placement](servers=list(servers), nodes=mn_topo.nodes(), hosts=mn_topo.hosts(),
+                                switches=mn_topo.switches(), links=mn_topo.links())
+    where = {node: placer.place(node) for node in mn_topo.nodes()}
+    if apart and len(servers) > 1 and all(n in where for n in apart) and where[apart[0]] == where[apart[1]]:
+        where[apart[1]] = servers[(servers.index(where[apart[1]]) + 1) % len(servers)]
+    for node, server in where.items():
+        mn_topo.nodeInfo(node)["server"] = server
+
+
+class ClusterCustomLink(ClusterLink):
+    """A user's link (CustomLink's habits: distinct indexes, TCIntf when it has bw/delay/loss) that
+    becomes a VXLAN tunnel where its ends are on different servers."""
+
+    _indexes = itertools.count(FIRST_INDEX)
+
+    def __init__(self, node1, node2, **params) -> None:
+        if any(params.get(k) is not None for k in TC_PARAMS) and params.get("intf") in (None, Intf):
+            params["intf"] = TCIntf
+        super().__init__(node1, node2, index1=next(self._indexes), index2=next(self._indexes), **params)
+
+
+def build_custom_cluster_network(tb: Testbed, user_topo: Topo, stp: bool, ipv6: bool) -> ClusterNetwork:
+    """A user's Mininet Topo (`--custom FILE --topo NAME`) placed and built by MininetCluster: each node
+    of the user's own class (linuxrouter.py's LinuxRouter) becomes that class under Cluster Edition's
+    RemoteMixin; switches are netbed's namespaced bridges (with STP where the switches form a loop).
+
+    The user's Topo is copied, not changed (MininetCluster writes each node's server into it)."""
+    classes = node_classes(tb)
+    common = {"user": tb.cluster.user, "controlPath": tb.connections.path()}
+    remote: dict[type, type] = {}
+    copy = Topo()
+    for name in user_topo.nodes():
+        info = dict(user_topo.nodeInfo(name))
+        cls = info.pop("cls", None)
+        if user_topo.isSwitch(name):
+            base = StpBridge if stp else LinuxBridge
+            info["sysctls"] = node_sysctls("switch", ipv6=ipv6)
+        elif cls is None or cls is Host:
+            base = Host
+            info["sysctls"] = node_sysctls("host", ipv6=ipv6)
+        else:
+            base = cls
+        if base not in remote:
+            remote[base] = type(f"Remote{base.__name__}", (classes["marked"], base), {})
+        copy.addNode(name, cls=remote[base], **info, **common)  # info keeps isSwitch
+    link = _link_class(tb, ClusterCustomLink)
+    for src, dst, info in user_topo.links(withInfo=True):
+        info = dict(info)
+        info.pop("cls", None)
+        node1, node2 = info.pop("node1", src), info.pop("node2", dst)
+        copy.addLink(node1, node2, info.pop("port1", None), info.pop("port2", None), cls=link, **info)
+    return _build(tb, copy, link)
 
 
 def _server_ips(tb: Testbed) -> dict[str, str]:
