@@ -351,7 +351,8 @@ def cluster_of(args) -> ClusterSpec | None:
     return cluster_spec(args.cluster, args.placement)
 
 
-def planned_ends(topo: Topology | CustomTopology, client: str | None, server: str | None) -> tuple[str, str]:
+def planned_ends(topo: Topology | CustomTopology, client: str | None,
+                 server: str | None) -> tuple[str, str] | None:
     """The client and server hosts a run will use, known before the build (so --cluster can place them
     on different servers): the named ones, else the first and the last host (a custom topology's end
     hosts: its hosts that are not routers, in Mininet's order)."""
@@ -360,6 +361,8 @@ def planned_ends(topo: Topology | CustomTopology, client: str | None, server: st
         client, server = client or topo.client, server or topo.server
     else:
         hosts = [h.name for h in topo.hosts]
+    if len(hosts) < 2 and not (client and server):
+        return None
     return client or hosts[0], server or hosts[-1]
 
 
