@@ -19,6 +19,7 @@ from pathlib import Path
 
 from netbed import custom_topo, runfolder, runstate, topologies
 from netbed.capture import Capture, capture_all
+from netbed.capture.cluster_states import ClusterStateTracer
 from netbed.capture.states import SocketSampler, StateTracer
 from netbed.errors import NetbedError
 from netbed.network import Testbed
@@ -109,7 +110,8 @@ def session(network: Topology | CustomTopology, out: Path, script: str | None,
 
     With `cluster`, the network is spread over those servers (Mininet Cluster Edition), and each
     capture is written by the tcpdump on the node's server."""
-    tracer = StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()  # attaches during the build
+    # attaches during the build; --cluster: on every server that holds a node, once they are placed
+    tracer = None if cluster else StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
     sampler = None
     custom = network if isinstance(network, CustomTopology) else None
     try:
@@ -126,7 +128,10 @@ def session(network: Topology | CustomTopology, out: Path, script: str | None,
             if cluster is not None:  # which server held which node
                 facts["cluster"] = {"servers": cluster.servers, "placement": cluster.placement,
                                     "nodes": dict(sorted(tb.placement.items()))}
-            if not tracer.wait_ready():
+            if cluster is not None:
+                tracer = ClusterStateTracer(out, tb, nodes).start()
+                tracer.wait_ready()  # if not: no states (the ss sampler needs namespaces on this machine)
+            elif not tracer.wait_ready():
                 sampler = SocketSampler(out, tb.namespace_fds(nodes)).start()
             caps = [Capture(_point(n.name, i.name), n.name, i.name, out / f"{_point(n.name, i.name)}.pcap")
                     for n in topo.nodes for i in n.interfaces]
@@ -137,13 +142,17 @@ def session(network: Topology | CustomTopology, out: Path, script: str | None,
                 tb.cli(script)  # Mininet's CLI at its `info` level; script=None: a prompt for a person
             facts["sockets_after"] = {n: tb.run(n, ["ss", "-tanH"], check=False).stdout.splitlines() for n in nodes}
             source = sampler or tracer
-            source.stop()
+            if isinstance(source, ClusterStateTracer):
+                source.stop(facts["netns"])
+            else:
+                source.stop()
             facts["states"] = source.facts()
             lab = {"topology": topo.to_json(), "captures": [c.describe() for c in caps], "facts": facts,
                    "script": script, "command": sys.argv}
             (out / LAB_JSON).write_text(json.dumps(lab, indent=2) + "\n")
     finally:
-        tracer.stop()
+        if tracer is not None:
+            tracer.stop()
         if sampler is not None:
             sampler.stop()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from netbed import __version__, runfolder, runstate, topologies
 from netbed.capture import capture_all
+from netbed.capture.cluster_states import ClusterStateTracer
 from netbed.capture.fidelity import FidelityMonitor
 from netbed.capture.states import LOG as STATES_LOG
 from netbed.capture.states import SocketSampler, StateTracer, keep_namespaces
@@ -198,9 +199,10 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
     out.mkdir(parents=True, exist_ok=True)
     if cluster is not None:
         out = out.resolve()  # the servers' programs and tcpdumps write there: not relative to their cwd
-    shared = _SHARED_TRACER
+    shared = _SHARED_TRACER if cluster is None else None  # --cluster: a tracer on each server, per run
     # bpftrace attaches while the network is built (NETBED_STATES=ss: the sampling fallback instead)
-    tracer = shared or StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
+    tracer = None if cluster is not None else shared or StateTracer(
+        out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
     try:
         custom = topo if isinstance(topo, CustomTopology) else None
         apart = planned_ends(topo, client_host, server_host)  # --cluster: on different servers
@@ -225,7 +227,10 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
             facts["netns"] = {str(tb.netns_inode(n.name)): n.name for n in topo.nodes}
             if cluster is not None:
                 facts["cluster"] = cluster_facts(tb, client, server)
-            if shared is None and not tracer.wait_ready():
+            if cluster is not None:  # on the servers that hold the two ends, now that they are placed
+                tracer = ClusterStateTracer(out, tb, [client, server]).start()
+                tracer.wait_ready()  # if not: no states (the ss sampler needs namespaces on this machine)
+            elif shared is None and not tracer.wait_ready():
                 tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
             mark = shared.mark() if shared is not None else 0
             caps = capture_points(tb, client, server, out)
@@ -244,6 +249,8 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
             namespaces = {int(ino) for ino in facts["netns"]}
             if shared is not None:
                 shared.copy_since(mark, out / STATES_LOG, namespaces)
+            elif isinstance(tracer, ClusterStateTracer):
+                tracer.stop(facts["netns"])
             else:
                 tracer.stop()
                 if isinstance(tracer, StateTracer):
@@ -252,7 +259,7 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
             write_kernel_tcp(out, facts["netns"], facts["states"]["clock_offset"])
             Evidence(out, experiment, topo.to_json(), [c.describe() for c in caps], reports, facts).save()
     finally:
-        if shared is None:
+        if shared is None and tracer is not None:
             tracer.stop()
 
 

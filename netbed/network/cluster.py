@@ -313,12 +313,15 @@ class ClusterTestbed(Testbed):
         first = _read_line(proc.stdout.fileno())  # byte by byte: nothing of argv's output is buffered here
         if not first.strip().isdigit():
             return proc  # the remote side failed to start: the caller sees the exit status
-        server, pid = self[node].server, int(first)
+        return self._signalled_there(proc, self[node].server, int(first))
+
+    def _signalled_there(self, proc: subprocess.Popen, server: str, pid: int) -> subprocess.Popen:
+        """`send_signal`, `terminate` and `kill` of a local ssh that runs `pid` on `server`, sent there."""
         local_pid = proc.pid
 
         def send_signal(sig: int) -> None:
             if proc.poll() is None and self.connections is not None:
-                # mnexec -d made it a process group leader: signal its whole group, as killpg does locally
+                # mnexec -d / setsid made it a process group leader: signal its whole group, as killpg does
                 self.connections.run(server, f"sudo -n kill -{int(sig)} -- -{pid}")
             elif proc.poll() is None:
                 os.kill(local_pid, sig)
@@ -328,6 +331,23 @@ class ClusterTestbed(Testbed):
         proc.terminate = lambda: send_signal(signal.SIGTERM)
         proc.kill = lambda: send_signal(signal.SIGKILL)
         return proc
+
+    def server_popen(self, server: str, argv: list[str], **kwargs) -> subprocess.Popen:
+        """Start argv as root in `server`'s own (root) namespaces, marked with the run; its first line of
+        output is read here (its pid there), the rest is the caller's. Used for the kernel state tracer."""
+        script = (f"sudo -n env {MARK}={self.run_id} setsid -w sh -c 'echo $$; exec \"$@\"' sh "
+                  + " ".join(shlex.quote(a) for a in argv))
+        proc = subprocess.Popen(self.connections.base + ["-o", f"ControlPath={self.connections.path()}", "-n",
+                                                         self.connections.dest(server), script],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, **kwargs)
+        first = _read_line(proc.stdout.fileno())
+        if not first.strip().isdigit():
+            return proc
+        return self._signalled_there(proc, server, int(first))
+
+    def server_run(self, server: str, argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess:
+        """argv as root on `server` (its own namespaces), to completion."""
+        return self.connections.run(server, "sudo -n " + " ".join(shlex.quote(a) for a in argv), timeout=timeout)
 
     # -- what the single-machine Testbed does through namespace descriptors, here over ssh --------
     def netns_inode(self, name: str) -> int:
