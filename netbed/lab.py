@@ -140,6 +140,8 @@ def session(network: Topology | CustomTopology, out: Path, script: str | None,
                       + ("running " + script if script else "type exit (or Ctrl-D) to end and classify"),
                       flush=True)
                 tb.cli(script)  # Mininet's CLI at its `info` level; script=None: a prompt for a person
+            if cluster is not None:
+                tb.check_servers()  # a server that died during the session: said, named, before any analysis
             facts["sockets_after"] = {n: tb.run(n, ["ss", "-tanH"], check=False).stdout.splitlines() for n in nodes}
             source = sampler or tracer
             if isinstance(source, ClusterStateTracer):

@@ -215,49 +215,56 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
         else:
             testbed = Testbed(topo, switch=switch, ipv6=ipv6)
         with testbed as tb:
-            topo = tb.topology
-            client, server = custom.ends(topo) if custom else (topo.hosts[0].name, topo.hosts[-1].name)
-            client, server = client_host or client, server_host or server
-            lab = Lab(tb, out, client, server)
-            facts = lab.facts
-            facts["client_host"], facts["server_host"] = client, server
-            facts["tcp_sysctls"] = {key: lab.read_sysctl(client, key) for key in TCP_SYSCTLS}
-            port_range = facts["tcp_sysctls"]["net.ipv4.ip_local_port_range"]
-            facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
-            facts["netns"] = {str(tb.netns_inode(n.name)): n.name for n in topo.nodes}
-            if cluster is not None:
-                facts["cluster"] = cluster_facts(tb, client, server)
-            if cluster is not None:  # on the servers that hold the two ends, now that they are placed
-                tracer = ClusterStateTracer(out, tb, [client, server]).start()
-                tracer.wait_ready()  # if not: no states (the ss sampler needs namespaces on this machine)
-            elif shared is None and not tracer.wait_ready():
-                tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
-            mark = shared.mark() if shared is not None else 0
-            caps = capture_points(tb, client, server, out)
-            monitor = FidelityMonitor()
-            with capture_all(tb, caps):
-                with monitor:
-                    try:
-                        yield lab
-                    finally:
-                        for prog in lab.programs.values():
-                            if prog.daemon:
-                                prog.stop()
-                reports = {name: prog.report() for name, prog in lab.programs.items()}
-            facts["fidelity"] = monitor.facts()
-            facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
-            namespaces = {int(ino) for ino in facts["netns"]}
-            if shared is not None:
-                shared.copy_since(mark, out / STATES_LOG, namespaces)
-            elif isinstance(tracer, ClusterStateTracer):
-                tracer.stop(facts["netns"])
-            else:
-                tracer.stop()
-                if isinstance(tracer, StateTracer):
-                    keep_namespaces(out / STATES_LOG, namespaces)
-            facts["states"] = tracer.facts()
-            write_kernel_tcp(out, facts["netns"], facts["states"]["clock_offset"])
-            Evidence(out, experiment, topo.to_json(), [c.describe() for c in caps], reports, facts).save()
+            try:
+                topo = tb.topology
+                client, server = custom.ends(topo) if custom else (topo.hosts[0].name, topo.hosts[-1].name)
+                client, server = client_host or client, server_host or server
+                lab = Lab(tb, out, client, server)
+                facts = lab.facts
+                facts["client_host"], facts["server_host"] = client, server
+                facts["tcp_sysctls"] = {key: lab.read_sysctl(client, key) for key in TCP_SYSCTLS}
+                port_range = facts["tcp_sysctls"]["net.ipv4.ip_local_port_range"]
+                facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
+                facts["netns"] = {str(tb.netns_inode(n.name)): n.name for n in topo.nodes}
+                if cluster is not None:  # the tracer on the servers of the two ends, now that they are placed
+                    facts["cluster"] = cluster_facts(tb, client, server)
+                    tracer = ClusterStateTracer(out, tb, [client, server]).start()
+                    tracer.wait_ready()  # if not: no states (the ss sampler needs namespaces on this machine)
+                elif shared is None and not tracer.wait_ready():
+                    tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
+                mark = shared.mark() if shared is not None else 0
+                caps = capture_points(tb, client, server, out)
+                monitor = FidelityMonitor()
+                with capture_all(tb, caps):
+                    with monitor:
+                        try:
+                            yield lab
+                        finally:
+                            for prog in lab.programs.values():
+                                if prog.daemon:
+                                    prog.stop()
+                    reports = {name: prog.report() for name, prog in lab.programs.items()}
+                facts["fidelity"] = monitor.facts()
+                facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines()
+                                          for h in (client, server)}
+                namespaces = {int(ino) for ino in facts["netns"]}
+                if shared is not None:
+                    shared.copy_since(mark, out / STATES_LOG, namespaces)
+                elif isinstance(tracer, ClusterStateTracer):
+                    tracer.stop(facts["netns"])
+                else:
+                    tracer.stop()
+                    if isinstance(tracer, StateTracer):
+                        keep_namespaces(out / STATES_LOG, namespaces)
+                facts["states"] = tracer.facts()
+                if cluster is not None:
+                    tb.check_servers()  # a server lost mid-run voids the run, even if nothing raised
+                write_kernel_tcp(out, facts["netns"], facts["states"]["clock_offset"])
+                Evidence(out, experiment, topo.to_json(), [c.describe() for c in caps], reports, facts).save()
+            except Exception:
+                if cluster is not None:
+                    tb.check_servers()  # a server that died mid-run is the reason, named, whatever broke
+                raise
     finally:
         if shared is None and tracer is not None:
             tracer.stop()

@@ -287,6 +287,28 @@ class ClusterTestbed(Testbed):
         (STATE_DIR / f"{self.run_id}.cluster").unlink(missing_ok=True)
         self.timings.stop = time.monotonic() - began
 
+    def lost_servers(self) -> list[tuple[str, str]]:
+        """The servers that no longer answer over ssh (their sshd, or the machine, died), with ssh's why."""
+        lost = []
+        for server in self.cluster.servers if self.connections is not None else []:
+            try:
+                out = self.connections.run(server, "true", timeout=CONNECT_TIMEOUT * 3)
+            except subprocess.TimeoutExpired:
+                lost.append((server, f"no answer in {CONNECT_TIMEOUT * 3} s"))
+                continue
+            if out.returncode == 255:
+                lost.append((server, (out.stderr.strip().splitlines() or ["ssh failed"])[-1]))
+        return lost
+
+    def check_servers(self) -> None:
+        """Raise, naming the server, if one died mid-run: what the run saw cannot be trusted, and teardown
+        (on leaving the testbed) cleans the servers that are left."""
+        lost = self.lost_servers()
+        if lost:
+            server, why = lost[0]
+            more = f" (and {', '.join(s for s, _ in lost[1:])})" if len(lost) > 1 else ""
+            raise NetbedError(f"--cluster: server {server}{more} stopped answering mid-run (ssh: {why})")
+
     def cleanup_servers(self) -> list[str]:
         """On every server: kill what this run marked, delete its stray tunnels; the unreachable ones."""
         failed = []
