@@ -42,6 +42,7 @@ ETHERNET_MTU = 1500
 VNI_BLOCK = 4096  # VNIs reserved per run: one per cross-server link
 VNI_BLOCKS = (1 << 24) // VNI_BLOCK
 CONNECT_TIMEOUT = 5  # seconds for ssh to reach a server
+SHELL_STARTS = 32  # node shells (ssh sessions) being set up at once, over all servers
 STATE_DIR = Path(os.environ.get("NETBED_STATE_DIR", "/run/netbed"))
 MARK = "NETBED_RUN"
 PLACEMENTS = ("block", "random", "switchbin", "hostswitchbin", "roundrobin")
@@ -194,7 +195,10 @@ class ClusterTestbed(Testbed):
         self.vnis: VniRange | None = None
         self.mtu = ETHERNET_MTU
         self.placement: dict[str, str] = {}
-        self.ssh_commands = 0
+        self.ssh_counter = [0]  # new ssh sessions the build and the run opened (bench/cluster_bench.py)
+        self.ssh_trips = [0]  # commands sent over open shells (each a round trip)
+        self.root_shells: dict = {}  # server -> a root shell there (the build's rcmds)
+        self.shell_pool: ThreadPoolExecutor | None = None
 
     def start(self) -> ClusterTestbed:
         from mininet.log import setLogLevel
@@ -211,6 +215,7 @@ class ClusterTestbed(Testbed):
             self.connections.start()  # one line per unreachable server, before anything is built
             self.mtu = self._tunnel_mtu()
             self.vnis = VniRange(self.run_id)
+            self.shell_pool = ThreadPoolExecutor(SHELL_STARTS, thread_name_prefix="netbed-shell")
             self._build()
         except BaseException:
             self.stop()
@@ -277,6 +282,12 @@ class ClusterTestbed(Testbed):
                 self.net.stop()
             finally:
                 self.net = None
+        for shell in self.root_shells.values():
+            shell.terminate()
+        self.root_shells.clear()
+        if self.shell_pool is not None:
+            self.shell_pool.shutdown(wait=True)
+            self.shell_pool = None
         if self.connections is not None:
             self.cleanup_servers()
             self.connections.stop()
@@ -286,6 +297,19 @@ class ClusterTestbed(Testbed):
             self.vnis = None
         (STATE_DIR / f"{self.run_id}.cluster").unlink(missing_ok=True)
         self.timings.stop = time.monotonic() - began
+
+    def add_planned_routes(self, plan) -> None:
+        """As Testbed's, with each node's addresses and routes in one command line of its open shell
+        (one round trip per node, where `run` would open an ssh session per route)."""
+        for name, node_plan in plan.nodes.items():
+            steps = [f"ip -6 addr add {address} dev {intf} nodad" for intf, address in node_plan.addresses
+                     if address.version == 6]
+            steps += [f"ip {'-6 ' if ':' in gateway else ''}route add {destination or 'default'} via {gateway}"
+                      for destination, gateway in node_plan.routes]
+            if steps:
+                out = self[name].cmd(" && ".join(steps) + " && echo planned-ok")
+                if "planned-ok" not in out:
+                    raise NetbedError(f"{name}: cannot add its planned addresses and routes: {out.strip()[-200:]}")
 
     def lost_servers(self) -> list[tuple[str, str]]:
         """The servers that no longer answer over ssh (their sshd, or the machine, died), with ssh's why."""

@@ -11,10 +11,13 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from mininet.examples import cluster as mc
 from mininet.examples.cluster import MininetCluster, RemoteLink, RemoteMixin
 from mininet.link import Intf, TCIntf
+from mininet.node import Node
 from mininet.topo import Topo
 
 from netbed.network.custom import TC_PARAMS, StpBridge
@@ -29,13 +32,71 @@ PLACERS = {"block": mc.SwitchBinPlacer, "switchbin": mc.SwitchBinPlacer, "random
 
 
 class MarkedRemote(RemoteMixin):
-    """RemoteMixin whose remote commands carry the run's mark and count themselves.
+    """RemoteMixin whose remote commands carry the run's mark and count themselves, and whose shells
+    start side by side.
 
-    `mark`, `counter` and `sshbase` are set per run on a subclass made by `node_classes`.
+    `mark`, `counter` (new ssh sessions), `trips` (commands over open shells), `sshbase`, `pool` and
+    `root_shells` (server -> its ServerShell) are set per run on a subclass made by `node_classes`.
+
+    Starting a node's shell over ssh is a new session on the server (sshd, sudo, mnexec, bash) and
+    Mininet's startShell waits for its prompt, then for `echo $$` (Cluster Edition's finishInit):
+    one after the other, 500 hosts wait for 500 session set-ups. Here each node's startShell runs in
+    the run's thread pool, so a server sets up many sessions at once; the node's first command from
+    elsewhere (or ClusterNetwork, before the first link: a link needs the pids) waits for it. A
+    node's sysctls, which netbed's nodes set through their shell as soon as it exists, go with it.
     """
 
     mark = ""
     counter: list[int] = [0]
+    trips: list[int] = [0]
+    root_shells: dict = {}
+    pool: ThreadPoolExecutor | None = None
+    _lock = threading.Lock()
+
+    def __init__(self, name, *args, **params) -> None:
+        self._later_sysctls = params.pop("sysctls", None)
+        self._starting: Future | None = None
+        self._starter: int | None = None
+        super().__init__(name, *args, **params)
+
+    def startShell(self, *args, **kwargs) -> None:  # noqa: N802 (Mininet's name)
+        start = super().startShell
+        if not self.isRemote or self.pool is None:
+            start(*args, **kwargs)
+            return
+
+        def run() -> None:
+            self._starter = threading.get_ident()  # its own commands (stty, echo $$) do not wait for it
+            start(*args, **kwargs)
+            if self._later_sysctls:
+                self.cmd("sysctl -q -e -w " + " ".join(f"{k}={v}" for k, v in self._later_sysctls.items()))
+
+        self._starting = self.pool.submit(run)
+
+    def finish_init(self) -> None:
+        """Wait until the shell started in the pool answers (raising what its start raised)."""
+        starting = self._starting
+        if starting is not None and threading.get_ident() != self._starter:
+            starting.result()
+            self._starting = None
+
+    def cmd(self, *args, **kwargs):
+        self.finish_init()  # before Node.cmd looks at the shell
+        return super().cmd(*args, **kwargs)
+
+    def sendCmd(self, *args, **kwargs):  # noqa: N802 (Mininet's name)
+        self.finish_init()
+        with self._lock:
+            self.trips[0] += 1
+        return super().sendCmd(*args, **kwargs)
+
+    def rcmd(self, *cmd, **opts) -> str:
+        """A command in the server's root namespaces: through the server's one root shell (a round
+        trip over an open session) rather than a new ssh session per command, as Cluster Edition does."""
+        shell = self.root_shells.get(self.server) if self.isRemote else None
+        if shell is None or opts:
+            return super().rcmd(*cmd, **opts)
+        return shell.cmd(*cmd)
 
     def _popen(self, cmd, sudo=True, tt=True, **params):
         if isinstance(cmd, str):
@@ -48,7 +109,8 @@ class MarkedRemote(RemoteMixin):
             # ssh joins its arguments with spaces for the remote shell: quote each argument of a
             # program (popen: python3 -c SCRIPT, a curl header), so it arrives whole. The node's
             # shell and rcmd (tt) are Cluster Edition's own command lines, passed as they are.
-            self.counter[0] += 1
+            with self._lock:
+                self.counter[0] += 1
             cmd = ["env", self.mark] + (list(cmd) if tt else [shlex.quote(str(a)) for a in cmd])
         return super()._popen(cmd, sudo=sudo, tt=tt, **params)
 
@@ -61,10 +123,22 @@ class ClusterNetwork(MininetCluster, Network):
     marked on each server. Deleting every link first would cost two remote commands per link.
     """
 
+    def addLink(self, *args, **kwargs):  # noqa: N802 (Mininet's name)
+        """Every shell started so far answers first: a link needs its nodes' pids."""
+        self.finish_shells()
+        return super().addLink(*args, **kwargs)
+
+    def finish_shells(self) -> None:
+        for node in self.hosts + self.switches:
+            if isinstance(node, MarkedRemote):
+                node.finish_init()
+
     def stop(self) -> None:
         if self.terms:
             self.stopXterms()
         for node in self.hosts + self.switches:
+            if isinstance(node, MarkedRemote) and node._starting is not None:
+                node._starting.exception()  # a shell still starting is waited for, then stopped
             node.terminate()
 
 
@@ -103,27 +177,33 @@ class ClusterLink(VethLink, RemoteLink):
         for node, intfname, addr, peer in ends:
             local, remote = self.local_ip[node.server], self.local_ip[peer.server]
             mac = f" address {addr}" if addr else ""
-            argv = (f"ip link add name {temp}{mac} type vxlan id {vni} local {local} remote {remote} "
-                    "dstport 4789")  # VXLAN_PORT in cluster.py
+            # made and moved in one command of the server's root shell, renamed in one of the node's
+            argv = (f"ip link add name {temp}{mac} mtu {min(self.mtu, 1500)} type vxlan id {vni} local {local} "
+                    f"remote {remote} dstport 4789 && ip link set {temp} netns {node.pid}")  # VXLAN_PORT
             result = node.rcmd(argv)
             if result.strip():
-                raise RuntimeError(f"cannot create VXLAN {temp} on {node.server}: {result.strip()}")
-            result = node.rcmd(f"ip link set {temp} mtu {min(self.mtu, 1500)} netns {node.pid}")
+                raise RuntimeError(f"cannot create VXLAN {temp} in {node} on {node.server}: {result.strip()}")
+            result = node.cmd(f"ip link set {temp} name {intfname} up")
             if result.strip():
-                raise RuntimeError(f"cannot move {temp} into {node} on {node.server}: {result.strip()}")
-            node.cmd(f"ip link set {temp} name {intfname} up")
+                raise RuntimeError(f"cannot rename {temp} in {node} on {node.server}: {result.strip()}")
 
 
 def node_classes(tb: Testbed) -> dict[str, type]:
-    """The run's node classes: its mark, its ssh options (key, known hosts, shared connection)."""
+    """The run's node classes: its mark, its ssh options (key, known hosts, shared connection), and one
+    root shell per server (a Mininet Node outside any namespace there, for the rcmds of the build)."""
     conns = tb.connections
-    attrs = {"mark": f"NETBED_RUN={tb.run_id}", "counter": [0],
-             "sshbase": ["ssh", "-q", *conns.base[1:], "-tt"]}
+    attrs = {"mark": f"NETBED_RUN={tb.run_id}", "counter": tb.ssh_counter, "trips": tb.ssh_trips,
+             "sshbase": ["ssh", "-q", *conns.base[1:], "-tt"], "root_shells": tb.root_shells,
+             "pool": tb.shell_pool}
     marked = type("MarkedRemote", (MarkedRemote,), attrs)
+    shell = type("ServerShell", (marked, Node), {})
+    for k, server in enumerate(tb.cluster.servers):
+        tb.root_shells[server] = shell(f"root{k}", inNamespace=False, server=server, user=tb.cluster.user,
+                                       controlPath=conns.path())
     return {"host": type("RemoteHost", (marked, Host), {}),
             "router": type("RemoteRouter", (marked, Router), {}),
             "switch": type("RemoteLinuxBridge", (marked, LinuxBridge), {}),
-            "counter": marked.counter, "marked": marked}
+            "marked": marked}
 
 
 def _link_class(tb: Testbed, base: type = None) -> type:
@@ -167,6 +247,7 @@ def _build(tb: Testbed, mn_topo: Topo, link: type, **params) -> ClusterNetwork:
                          controller=None, build=False, waitConnected=False, **params)
     tb.net = net
     net.build()
+    net.finish_shells()
     net.start()
     return net
 
