@@ -53,7 +53,7 @@ def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, 
         if custom is None:  # a custom topology was loaded and checked already
             topologies.build(pairs[0][1])
         require_emulation("tcpdump")
-    with series_session(pairs, custom):
+    with series_session(pairs, custom, traced_here=cluster is None):
         if jobs > 1 and len(pairs) > 1 and cluster is None:
             yield from _run_parallel(pairs, out, switch, jobs, starting, custom)
             return
@@ -100,16 +100,22 @@ def _run_parallel(pairs: list[tuple[Experiment, str]], out: Path | None, switch:
 
 
 @contextmanager
-def series_session(pairs: list[tuple[Experiment, str]], custom: CustomTopology | None = None) -> Iterator[None]:
-    """What several runs share (a single run sets up its own in `run_experiment`)."""
+def series_session(pairs: list[tuple[Experiment, str]], custom: CustomTopology | None = None,
+                   traced_here: bool = True) -> Iterator[None]:
+    """What several runs share (a single run sets up its own in `run_experiment`); a cluster series
+    (`traced_here` False) traces kernel states on its servers, run by run, not here."""
     if len(pairs) <= 1:
         yield
         return
     if custom is None:  # a custom topology was loaded and checked already
         topologies.build(pairs[0][1])  # bad input is reported before anything starts
     require_emulation("tcpdump")
-    with runstate.owned(sys.argv), shared_state_tracer():
-        yield
+    with runstate.owned(sys.argv):
+        if not traced_here:
+            yield
+            return
+        with shared_state_tracer():
+            yield
 
 
 def new_run_dir(base: Path, experiment: str, topology: str) -> Path:

@@ -166,13 +166,14 @@ def _name_the_client_connection(out: Path, exp: ClaimExperiment) -> None:
 
 
 @contextmanager
-def series(count: int) -> Iterator[None]:
+def series(count: int, traced_here: bool = True) -> Iterator[None]:
     """One registration and one kernel state tracer for a whole folder of claim files."""
     with ExitStack() as stack:
         if count > 1:
             require_emulation("tcpdump")
             stack.enter_context(runstate.owned(sys.argv))
-            stack.enter_context(runner.shared_state_tracer())
+            if traced_here:  # --cluster: each run traces on its servers
+                stack.enter_context(runner.shared_state_tracer())
         yield
 
 
@@ -210,7 +211,7 @@ def run_target(target: Path, *, out: Path | None = None, switch: str = "bridge",
     claims = load_all(target)  # every file refused or accepted before anything is built
     require_emulation("tcpdump")  # and root, before any build runs
     graded = []
-    with series(len(claims)):
+    with series(len(claims), traced_here=cluster is None):
         for n, claim in enumerate(claims, 1):
             if progress is not None:
                 progress(f"[{n}/{len(claims)}] {claimfile.shown(claim.path)} …")
