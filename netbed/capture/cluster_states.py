@@ -22,6 +22,7 @@ from pathlib import Path
 
 from netbed.capture.states import _LAUNCH, LOG, SCRIPT, _only
 from netbed.network.cluster import ClusterTestbed
+from netbed.pace import patience
 
 # Prints this machine's wall-minus-monotonic clock offset. Then, per CPU, opens and closes a listening
 # socket on loopback in the server's own namespace (no run's node sees it): once the tracer logged
@@ -83,7 +84,7 @@ class ServerTracer:
             return
         out = self.tb.server_run(self.server, ["python3", "-c", _SETTLE])
         wanted = [f" 127.0.0.1 {port} 0.0.0.0 0 10 7".encode() for port in out.stdout.split()]
-        deadline = time.monotonic() + SETTLE_LIMIT
+        deadline = time.monotonic() + patience(SETTLE_LIMIT)
         while wanted and time.monotonic() < deadline:
             log = self.path.read_bytes()
             if all(w in log for w in wanted):
@@ -131,7 +132,7 @@ class ClusterStateTracer:
         return self
 
     def wait_ready(self) -> bool:
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + patience(self.timeout)  # a slow machine attaches slowly
         while time.monotonic() < deadline:
             states = [t.ready() for t in self.tracers]
             if all(states):
