@@ -158,15 +158,25 @@ class ClusterNetwork(MininetCluster, Network):
             node.terminate()
 
 
+SHELL_LINE = 3000  # a pty's line discipline cuts an input line at 4,095 bytes: command lines stay below
+
+
 class BridgeInOneTrip:
-    """Mininet's LinuxBridge.start (down, delbr, addbr, one addif per port, up) as one command line of the
-    bridge's shell: one round trip instead of one per port (a 500-port bridge on a server, 500 trips)."""
+    """Mininet's LinuxBridge.start (down, delbr, addbr, one addif per port, up) in as few command lines of
+    the bridge's shell as fit (a node's shell reads a pty, whose lines end at 4,095 bytes): a 500-port
+    bridge on a server starts in a handful of round trips instead of 500."""
 
     def start(self, _controllers) -> None:
         ports = [intf for intf in self.intfList() if self.name in intf.name]
         steps = [f"ifconfig {self} down", f"brctl delbr {self}", f"brctl addbr {self}"]
         steps += [f"brctl addif {self} {intf}" for intf in ports] + [f"ifconfig {self} up"]
-        self.cmd("; ".join(steps))
+        line: list[str] = []
+        for step in steps:
+            if line and len("; ".join([*line, step])) > SHELL_LINE:
+                self.cmd("; ".join(line))
+                line = []
+            line.append(step)
+        self.cmd("; ".join(line))
 
 
 class ClusterLink(VethLink, RemoteLink):
