@@ -28,7 +28,7 @@
 # Knobs: NETBED_VM_CACHE, NETBED_VM_RESULTS (folder for the results; default runs/vm-check-<time>),
 # NETBED_VM_MEMORY (MB, passed to the Vagrantfile), NETBED_VM_CPU_MODE (libvirt cpu mode, host-model),
 # NETBED_VM_KVM=1, NETBED_VM_SIZE (disk, 16G).
-set -euo pipefail
+set -Eeuo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${NETBED_VM_CACHE:-/var/cache/netbed-vm}
@@ -48,6 +48,7 @@ done
 command -v apt-get >/dev/null || { echo "vm-check: this script needs a Debian or Ubuntu host (apt-get not found)" >&2; exit 2; }
 
 log() { echo "vm-check: $(date -u +%H:%M:%S) $*" >&2; }
+trap 'log "failed: line $LINENO: $BASH_COMMAND"' ERR
 die() { log "$*"; exit 1; }
 
 # -- figures: one line per phase, printed at the end whatever happens -------------------------------
@@ -71,7 +72,7 @@ print_figures() {
   [ ${#figures[@]} -gt 0 ] || return 0
   echo "vm-check: figures (host: $(nproc) cores, accel ${accel:-?}, cpu ${cpu_mode:-?})"
   printf '  %s\n' "${figures[@]}"
-  printf '  %s\n' "${results_lines[@]}"
+  [ ${#results_lines[@]} -eq 0 ] || printf '  %s\n' "${results_lines[@]}"
 }
 declare -a results_lines=()
 
@@ -159,8 +160,8 @@ EOF
   echo 'vagrant ALL=(ALL) NOPASSWD: ALL' >"$root/etc/sudoers.d/vagrant"
   chmod 440 "$root/etc/sudoers.d/vagrant"
   local pubkey
-  pubkey=$(ls /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub /usr/share/vagrant/keys/vagrant.pub \
-    /opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub 2>/dev/null | head -1)
+  pubkey=$(find /usr/share/rubygems-integration /usr/share/vagrant /opt/vagrant -path '*/keys/vagrant.pub' \
+    2>/dev/null | head -1 || true)
   [ -n "$pubkey" ] || die "Vagrant's insecure public key (keys/vagrant.pub) not found"
   install -d -m 700 -o 1000 -g 1000 "$root/home/vagrant/.ssh"
   install -m 600 -o 1000 -g 1000 "$pubkey" "$root/home/vagrant/.ssh/authorized_keys"
@@ -172,7 +173,7 @@ EOF
     chroot "$root" update-ca-certificates >/dev/null 2>&1
     # pip checks certificates against its own bundle (certifi) unless told to use the system's
     printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$root/etc/pip.conf"
-    log "the guest trusts the host's extra CA certificates: $(ls /usr/local/share/ca-certificates/ | tr '\n' ' ')"
+    log "the guest trusts the host's extra CA certificates: $(cd /usr/local/share/ca-certificates && echo ./*.crt)"
   fi
   # the first boot installs GRUB on the disk it finds, then powers off
   cat >"$root/usr/local/sbin/netbed-firstboot" <<'EOF'
@@ -253,7 +254,6 @@ Vagrant.configure("2") do |config|
     lv.driver = ENV.fetch("NETBED_VM_DRIVER", "qemu")
     lv.cpu_mode = ENV.fetch("NETBED_VM_CPU_MODE", "host-model")
     lv.graphics_type = "none"
-    lv.video_type = "none"
     lv.storage_pool_name = ENV["NETBED_VM_POOL"] if ENV["NETBED_VM_POOL"]
   end
 end
@@ -425,7 +425,8 @@ summary() {  # pytest's closing line, or the last line
 }
 test_rc=0 demo_rc=0 compare_rc=0
 phase "make test"
-vagrant_in ssh -c 'cd /vagrant && sudo PYTEST_ADDOPTS="-ra --junitxml=runs/vm-junit.xml" make test' \
+# NETBED_REQUIRE_NETEM_OVS=1: a test that would skip for want of netem or Open vSwitch fails instead
+vagrant_in ssh -c 'cd /vagrant && sudo NETBED_REQUIRE_NETEM_OVS=1 PYTEST_ADDOPTS="-ra --junitxml=runs/vm-junit.xml" make test' \
   >"$results/make-test.log" 2>&1 || test_rc=$?
 phase_end
 results_lines+=("make test: exit $test_rc, $(summary "$results/make-test.log")")
@@ -440,14 +441,15 @@ if [ "$with_demo" = 1 ]; then
 fi
 
 # The whole catalog on LinuxBridge and on Open vSwitch, verdict by verdict, where the checkout has it.
-if grep -q '^compare-switches:' "$work/netbed/Makefile"; then
+if [ -f "$work/netbed/bench/compare_switches.py" ]; then
   phase "compare switches"
-  vagrant_in ssh -c 'cd /vagrant && sudo make compare-switches' >"$results/compare-switches.log" 2>&1 || compare_rc=$?
+  vagrant_in ssh -c 'cd /vagrant && sudo .venv/bin/python bench/compare_switches.py --out runs/compare-switches' \
+    >"$results/compare-switches.log" 2>&1 || compare_rc=$?
   phase_end
   results_lines+=("compare switches: exit $compare_rc, $(tail -1 "$results/compare-switches.log")")
   log "${results_lines[-1]}"
 else
-  log "this checkout has no compare-switches target: no LinuxBridge vs Open vSwitch comparison"
+  log "this checkout has no bench/compare_switches.py: no LinuxBridge vs Open vSwitch comparison"
 fi
 
 phase "copy results"
