@@ -96,7 +96,9 @@ done
 [ -d /usr/lib/x86_64-linux-gnu/libvirt/connection-driver ] && \
   ls /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so >/dev/null 2>&1 || \
   missing+=(libvirt-daemon-driver-qemu)
-vagrant plugin list 2>/dev/null | grep -q '^vagrant-libvirt' || missing+=(vagrant-libvirt)
+# (grep reads a variable, not a pipe: `grep -q` closing a pipe early fails the pipe under pipefail)
+plugins=$(vagrant plugin list 2>/dev/null || true)
+grep -q '^vagrant-libvirt' <<<"$plugins" || missing+=(vagrant-libvirt)
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   phase "host tools"
@@ -276,7 +278,8 @@ if [ ! -s "$box" ] || [ "$image" -nt "$box" ]; then
   build_box
   rm -f "$box_stamp"
 fi
-if [ ! -f "$box_stamp" ] || ! vagrant box list 2>/dev/null | grep -q "^$box_name "; then
+boxes=$(vagrant box list 2>/dev/null || true)
+if [ ! -f "$box_stamp" ] || ! grep -q "^$box_name " <<<"$boxes"; then
   phase "box add"
   vagrant box remove -f --all "$box_name" >/dev/null 2>&1 || true
   vagrant box add -f --name "$box_name" "$box" >/dev/null
@@ -377,8 +380,9 @@ else
   sleep 0.5
   slirp4netns --configure --mtu=65520 --disable-host-loopback "$holder_pid" tap0 >"$work/slirp4netns.log" 2>&1 &
   slirp_pid=$!
-  for _ in $(seq 50); do in_ns ip -o addr show tap0 2>/dev/null | grep -q 'inet ' && break; sleep 0.2; done
-  in_ns ip -o addr show tap0 | grep -q 'inet ' || die "slirp4netns did not configure its namespace ($(cat "$work/slirp4netns.log"))"
+  tap_up() { [[ $(in_ns ip -o -4 addr show tap0 2>/dev/null) == *inet* ]]; }
+  for _ in $(seq 50); do tap_up && break; sleep 0.2; done
+  tap_up || die "slirp4netns did not configure its namespace ($(cat "$work/slirp4netns.log"))"
   in_ns ip link set lo up
   files_before=$(own_files)
   in_ns virtlogd >"$work/virtlogd.log" 2>&1 &
@@ -391,7 +395,7 @@ else
 fi
 state_before=$(libvirt_state)
 # a storage pool of this run's own: the box's volume and the VM's disk, removed at the end
-"${virsh[@]}" pool-list --all --name | grep -qx "$pool" && die "a libvirt storage pool '$pool' exists already: remove it (virsh pool-undefine $pool)"
+grep -qx "$pool" <<<"$("${virsh[@]}" pool-list --all --name)" && die "a libvirt storage pool '$pool' exists already: remove it (virsh pool-undefine $pool)"
 mkdir -p "$pool_dir"
 "${virsh[@]}" pool-define-as "$pool" dir --target "$pool_dir" >/dev/null
 "${virsh[@]}" pool-start "$pool" >/dev/null
