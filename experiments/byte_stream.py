@@ -6,6 +6,7 @@ import time
 from netbed.errors import NetbedError
 from netbed.expect import Expect
 from netbed.experiment import DEFAULT_PORT, Evidence, Lab
+from netbed.pace import budget_text, patience
 
 NAME = "byte-stream"
 ORDER = 135
@@ -28,13 +29,13 @@ POLL = 0.005
 
 def _until(what: str, ready, timeout: float = 10.0) -> str:
     """Poll the kernel until `ready()` returns a true value (the evidence text), or give up."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while time.monotonic() < deadline:
         seen = ready()
         if seen:
             return seen
         time.sleep(POLL)
-    raise NetbedError(f"{what} did not happen in {timeout:g} s")
+    raise NetbedError(f"{what} did not happen in {budget_text(timeout)}")
 
 
 def ip_delivered(lab: Lab, host: str) -> int:

@@ -8,6 +8,7 @@ import time
 from netbed.errors import NetbedError
 from netbed.expect import Expect
 from netbed.experiment import DEFAULT_PORT, Evidence, Lab
+from netbed.pace import budget_text, patience
 from netbed.programs import ACCEPTOR
 
 NAME = "concurrency"
@@ -51,11 +52,11 @@ def serve_two_by_two(lab: Lab, modes: dict[str, str] | None = None) -> None:
 
 
 def until_connected(lab: Lab, port: int, count: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     argv = ["ss", "-tnH", "state", "established", f"dport = :{port}"]
     while len(lab.run(lab.client_host, argv).stdout.splitlines()) < count:
         if time.monotonic() > deadline:
-            raise NetbedError(f"{count} clients not connected to port {port} after {timeout:g} s")
+            raise NetbedError(f"{count} clients not connected to port {port} after {budget_text(timeout)}")
         time.sleep(0.005)
 
 

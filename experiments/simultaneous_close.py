@@ -6,6 +6,7 @@ import time
 from netbed.errors import NetbedError
 from netbed.expect import Expect, states_of
 from netbed.experiment import DEFAULT_PORT, Evidence, Lab
+from netbed.pace import budget_text, patience
 
 NAME = "simultaneous-close"
 ORDER = 45
@@ -51,14 +52,14 @@ def run(lab: Lab) -> None:
 
 def wait_all_acknowledged(lab: Lab, host: str, port: int, timeout: float = 5.0) -> None:
     """Poll `ss` until the host's connection on `port` has no unacknowledged byte (Send-Q 0)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while time.monotonic() < deadline:
         for cols in (line.split() for line in lab.sockets(host, "established")):
             ports = {address.rpartition(":")[2] for address in cols[2:4]}
             if len(cols) >= 4 and str(port) in ports and cols[1] == "0":
                 return
         time.sleep(0.005)
-    raise NetbedError(f"{host}: the connection on port {port} still has unacknowledged data after {timeout:g} s")
+    raise NetbedError(f"{host}: the connection on port {port} still has unacknowledged data after {budget_text(timeout)}")
 
 
 def acknowledges(ack_segment, fin) -> bool:

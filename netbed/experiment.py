@@ -21,6 +21,7 @@ from netbed import programs
 from netbed.capture import Capture
 from netbed.errors import NetbedError
 from netbed.network import Testbed
+from netbed.pace import budget_text, patience
 from netbed.programs import Program
 from netbed.trace import Trace, kernel_states, kernel_tcp, read_trace
 from netbed.trace.payload import tcp_payloads
@@ -185,12 +186,12 @@ class Lab:
 
     def wait_socket_state(self, host: str, state: str, port: int, timeout: float = 5.0) -> None:
         """Poll the kernel's socket table until a socket with `port` is in `state`."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         while time.monotonic() < deadline:
             if any(f":{port} " in line + " " for line in self.sockets(host, state)):
                 return
             time.sleep(0.005)
-        raise NetbedError(f"{host}: no socket on port {port} reached {state} in {timeout:g} s")
+        raise NetbedError(f"{host}: no socket on port {port} reached {state} in {budget_text(timeout)}")
 
     def read_sysctl(self, host: str, key: str) -> str:
         return self.tb.read_sysctl(host, key)

@@ -59,3 +59,36 @@ def require_emulation(*extra_tools: str) -> None:
     require_mininet()
     require_tools(*EMULATION_TOOLS, *extra_tools)
     _EMULATION_CHECKED.add(extra_tools)
+
+
+def kernel_has_module(name: str, release: str | None = None, sys_module: str = "/sys/module",
+                      modules: str = "/lib/modules") -> bool:
+    """Can this kernel provide module `name` (sch_netem, openvswitch): loaded, built in, or installed?
+
+    What the kernel can do, not what userland has: tests of netem and Open vSwitch skip on this alone
+    (a missing `ovs-vsctl` on a kernel that has the module is a failure to see, not a reason to skip).
+    """
+    release = release or os.uname().release
+    if os.path.isdir(os.path.join(sys_module, name)):
+        return True
+    wanted = {name, name.replace("_", "-")}
+    for listing in ("modules.builtin", "modules.dep"):
+        try:
+            with open(os.path.join(modules, release, listing)) as f:
+                for line in f:
+                    base = os.path.basename(line.split(":", 1)[0].strip())
+                    if base.split(".ko", 1)[0] in wanted:
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+def require_open_vswitch() -> None:
+    """`--switch ovs` needs the kernel's openvswitch module and Open vSwitch's userland: say which is missing."""
+    if not kernel_has_module("openvswitch"):
+        raise NetbedError(f"--switch ovs: this kernel ({os.uname().release}) has no openvswitch module — "
+                          "use --switch bridge (the Vagrant lab's kernel has it)")
+    if shutil.which("ovs-vsctl") is None:
+        raise NetbedError("--switch ovs: Open vSwitch is not installed (no ovs-vsctl): "
+                          "run `sudo NETBED_WITH_OVS=1 make setup`, or use --switch bridge")

@@ -38,8 +38,12 @@ def pytest_cmdline_main(config):
 
 
 def netbed(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """Run the netbed CLI as a user would, from the repository root."""
-    return subprocess.run([*NETBED, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+    """Run the netbed CLI as a user would, from the repository root (`timeout` in reference-machine
+    seconds: netbed.pace stretches it on a slow machine, as netbed stretches its own waits)."""
+    from netbed.pace import patience
+
+    return subprocess.run([*NETBED, *args], capture_output=True, text=True, timeout=patience(timeout), cwd=REPO,
+                          **kwargs)
 
 
 def _read(path: str) -> str:
@@ -77,6 +81,8 @@ def root_namespace_state() -> dict:
             "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables",
             "net/bridge/bridge-nf-call-arptables", "net/ipv4/ip_forward", "net/ipv4/ip_local_port_range")},
         "processes": session_processes(),
+        # the checkout's own runs/: a test names its --out under tmp_path, so a user's runs stay theirs
+        "checkout runs/": sorted(p.name for p in (REPO / "runs").iterdir()) if (REPO / "runs").is_dir() else [],
     }
 
 

@@ -35,6 +35,14 @@ class Terminal(io.StringIO):
 
 
 @pytest.fixture
+def colour_terminal(monkeypatch):
+    """The terminal these tests mean: a colour xterm, whatever TERM and NO_COLOR the suite runs under
+    (`vagrant ssh -c` sets TERM=dumb; a user may set NO_COLOR)."""
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+@pytest.fixture
 def fake_runs(monkeypatch):
     """`runner.run_experiment` stood in for by a hand-made run folder; handshake passes, the rest fail.
 
@@ -91,14 +99,14 @@ def test_a_single_run_in_a_log_prints_no_progress(fake_runs, tmp_path, capsys):
     assert captured.err == "" and captured.out.startswith("PASS  handshake on lan\n")
 
 
-def test_progress_fits_where_stderr_goes():
+def test_progress_fits_where_stderr_goes(colour_terminal):
     assert progress_for(quiet=True, total=5, stream=Terminal()).mode == QUIET
     assert progress_for(quiet=False, total=5, stream=io.StringIO()).mode == PLAIN
     assert progress_for(quiet=False, total=1, stream=io.StringIO()).mode == QUIET
     assert progress_for(quiet=False, total=1, stream=Terminal()).mode == LIVE
 
 
-def test_live_progress_at_a_terminal_counts_seconds_then_keeps_the_verdict_line(tmp_path):
+def test_live_progress_at_a_terminal_counts_seconds_then_keeps_the_verdict_line(tmp_path, colour_terminal):
     screen = Terminal()
     result = verdict.check_dir(write_run(tmp_path / "run"))
     result.duration = 0.5
@@ -113,7 +121,7 @@ def test_live_progress_at_a_terminal_counts_seconds_then_keeps_the_verdict_line(
     assert kept and "handshake on lan" in kept[-1] and "0.5 s" in kept[-1]
 
 
-def test_verdict_table_at_a_terminal_is_coloured_and_keeps_the_summary_line(tmp_path):
+def test_verdict_table_at_a_terminal_is_coloured_and_keeps_the_summary_line(tmp_path, colour_terminal):
     screen = Terminal()
     result = verdict.check_dir(write_run(tmp_path / "run"))
     print_table([result], out=screen)

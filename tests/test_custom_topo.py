@@ -119,6 +119,11 @@ def test_a_file_without_topos_or_with_errors_is_one_line(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["topo", "--topo", "single,1100"], "switch s1 would have 1100 ports: a Linux bridge takes at most 1024"),
     (["topo", "--topo", "ring,3"], "unknown topology 'ring': choose one of lan, multi-lan, wan (netbed's), minimal"),
+    (["topo", "--topo", "tree,depth=abc"], "--topo tree,depth=abc: depth must be a number, not 'abc'"),
+    (["topo", "--topo", "linear,k"], "--topo linear,k: k must be a number, not 'k'"),
+    (["topo", "--topo", "tree,dpth=2"], "--topo tree,dpth=2: tree has no parameter 'dpth' (it takes depth, fanout)"),
+    (["topo", "--topo", "single,1,2,3"], "single takes at most 1 positional argument(s) (k), got 3"),
+    (["topo", "--topo", "tree,2,depth=3"], "--topo tree,2,depth=3: depth is given twice"),
     (["topo", "--topo", "tree,depth=2", "--hosts", "3"], "--hosts is for netbed's own topologies"),
     (["topo", "lan", "--topo", "single,2"], "name one topology: lan or --topo single,2"),
     (["run", "lan-ethernet", "--topo", "single,2"], "experiment lan-ethernet does not run on a custom topology "

@@ -16,7 +16,7 @@ from conftest import REPO
 # lowest first; a module belongs to the stage of its longest matching name
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("netbed", "netbed.errors", "netbed.privileges", "netbed.preflight", "netbed.runstate",
-              "netbed.runfolder")),
+              "netbed.runfolder", "netbed.terminal", "netbed.pace")),
     ("spec", ("netbed.spec", "netbed.topologies")),
     ("network", ("netbed.network",)),
     ("programs", ("netbed.programs",)),

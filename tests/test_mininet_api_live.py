@@ -169,3 +169,27 @@ def test_deferred_shell_starts_on_pid():
         pid = h1.pid
         assert isinstance(pid, int) and h1.shell_started()
         assert open(f"/proc/{pid}/comm").read().strip() == "bash"
+
+
+def test_iperf_that_carries_nothing_says_why(monkeypatch):
+    """Stock Mininet prints `Results: ['', '']` and nothing else when iperf moved no data; here each
+    empty result comes with the reason, read from what the client and server did (the link is down:
+    the client's connect goes unanswered, the server reports no transfer)."""
+    import mininet.net
+
+    from netbed.network import mnnet
+
+    monkeypatch.setattr(mnnet, "IPERF_GRACE", 1.0)
+    said: list[str] = []
+    monkeypatch.setattr(mnnet, "error", lambda text: said.append(text))
+    monkeypatch.setattr(mininet.net, "error", lambda text: said.append(text))  # Mininet's own _parseIperf
+    topo = topologies.build("lan", hosts=2)
+    with Testbed(topo) as tb:
+        net = tb.net
+        h1, h2 = net.get("h1", "h2")
+        net.configLinkStatus("s1", "h1", "down")
+        assert net.iperf([h1, h2], seconds=1) == ["", ""]
+    text = "".join(said)
+    assert re.search(r"iperf client on h1 (reported no transfer: |did not finish within [\d.]+ s and was stopped)",
+                     text), text
+    assert re.search(r"iperf server on h2 reported no transfer within [\d.]+ s of the client's end", text), text

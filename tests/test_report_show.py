@@ -124,3 +124,16 @@ def test_write_result_puts_the_same_ladder_in_text_and_svg(tmp_path):
     assert len(svg_arrows) == sum(">|" in line or "|<" in line for line in text.splitlines()) == 9
     assert "TIME_WAIT*" in text
     assert ladder_files(Evidence.load(run)) == {LADDER_TEXT: text, LADDER_SVG: (run / "ladder.svg").read_text()}
+
+
+def test_a_run_named_twice_is_reported_once(tmp_path, capsys):
+    """`netbed report runs/ runs/A` (or A through a symlink) lists A once, where it was first named."""
+    from netbed.report.folder import run_dirs
+
+    a = write_run(tmp_path / "runs" / "20261125-100000-handshake-lan")
+    b = write_run(tmp_path / "runs" / "20261125-100001-handshake-lan")
+    (tmp_path / "link").symlink_to(a)
+    assert run_dirs([tmp_path / "runs", a, tmp_path / "link"]) == [a, b]
+    assert run_dirs([b, tmp_path / "runs"]) == [b, a]
+    assert main(["report", str(tmp_path / "runs"), str(a), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["results"]) == 2

@@ -139,11 +139,14 @@ def test_json_streams_connections_before_the_input_ends(tmp_path: Path) -> None:
     assert [c["client"] for c in doc["connections"]] == ["10.0.0.1:40000", "10.0.0.3:40001"]
 
 
-def _run_in_pty(args: list[str], data: bytes, pieces: int = 8, pause: float = 0.35) -> tuple[str, bytes]:
-    """Run netbed with stderr on a pseudo-terminal and the capture trickling into stdin."""
+def _run_in_pty(args: list[str], data: bytes, pieces: int = 8, pause: float = 0.35,
+                term: str = "xterm-256color") -> tuple[str, bytes]:
+    """Run netbed with stderr on a pseudo-terminal of type `term` (set here, not inherited: under
+    `vagrant ssh -c` the suite's own TERM is dumb) and the capture trickling into stdin."""
     master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": term}
     proc = subprocess.Popen([*NETBED, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=slave,
-                            cwd=REPO)
+                            cwd=REPO, env=env)
     os.close(slave)
     assert proc.stdin is not None and proc.stdout is not None
     step = len(data) // pieces + 1
@@ -187,6 +190,8 @@ def test_no_progress_bar_with_json_or_when_stderr_is_not_a_terminal() -> None:
     data = many_connections(200)
     seen, out = _run_in_pty(["trace", "-", "--json"], data)
     assert seen == ""
+    dumb_seen, dumb_out = _run_in_pty(["trace", "-"], data, term="dumb")  # a terminal that cannot redraw a line
+    assert dumb_seen == "" and dumb_out.decode().splitlines()[-1].startswith("200 TCP connections")
     assert len(json.loads(out)["connections"]) == 200
     proc = subprocess.Popen([*NETBED, "trace", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=REPO)

@@ -7,6 +7,7 @@ machine's, not the network's. While a run's programs run, this records:
 - the CPU idle share of the whole machine (from /proc/stat, all CPUs, over the run);
 - the timer slip: a thread asks for TICK sleeps over and over and records how late each wakes (the
   programs' own sleeps and timers are late by as much);
+- the machine's slowdown factor (netbed.pace), by which every wait of the run was stretched;
 - the tracer's lost events (bpftrace's "Lost N events" lines) and the captures' drops are counted
   by the verdict stage from the run folder.
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import threading
 import time
+
+from netbed import pace
 
 TICK = 0.010  # s: the sleep whose lateness is measured
 PROC_STAT = "/proc/stat"
@@ -66,6 +69,7 @@ class FidelityMonitor:
         def ms(q: float) -> float | None:
             return round(late[min(len(late) - 1, int(q * len(late)))] * 1000, 3) if late else None
 
-        return {"seconds": round(self.seconds, 3), "cpu_idle_share": round(idle / total, 4) if total else None,
+        return {**pace.record(), "seconds": round(self.seconds, 3),
+                "cpu_idle_share": round(idle / total, 4) if total else None,
                 "timer_tick_ms": TICK * 1000, "timer_samples": len(late), "timer_slip_ms": {
                     "p50": ms(0.5), "p99": ms(0.99), "max": round(late[-1] * 1000, 3) if late else None}}

@@ -19,6 +19,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from netbed.pace import patience
+
 SCRIPT = Path(__file__).with_name("states.bt")
 LOG = "states.txt"
 # A fixed program, no user text: mount tracefs where it is not mounted, then become bpftrace.
@@ -53,7 +55,7 @@ class StateTracer:
         """Block until the probes are attached (the script's BEGIN line), or give up."""
         if self.proc is None:
             return False
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + patience(self.timeout)
         while time.monotonic() < deadline:
             if b"READY" in self.path.read_bytes():
                 return True

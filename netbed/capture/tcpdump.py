@@ -17,6 +17,7 @@ from pathlib import Path
 
 from netbed.errors import NetbedError
 from netbed.network import Testbed
+from netbed.pace import patience
 
 _STATS = re.compile(r"(\d+) packets? (captured|received by filter|dropped by kernel)")
 
@@ -55,7 +56,7 @@ class capture_all:  # noqa: N801 — used as a context manager, reads like a sta
         for cap in self.captures:
             cap.path.parent.mkdir(parents=True, exist_ok=True)
             cap.proc = self.tb.popen(cap.node, _argv(cap, self.snaplen), text=True)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + patience(self.timeout)
         for cap in self.captures:
             _wait_listening(cap, deadline)
         return self.captures

@@ -28,7 +28,14 @@ def main(argv: list[str] | None = None) -> int:
 
         argcomplete.autocomplete(parser, always_complete_options=False)  # options once "-" is typed
     args = parser.parse_args(argv)
-    return exit_code_of(COMMANDS[args.command], args)
+    return exit_code_of(_checked_command, args)
+
+
+def _checked_command(args: argparse.Namespace) -> int:
+    from netbed import pace
+
+    pace.check_setting()  # a bad NETBED_SLOWDOWN is one line before anything is built, not an error mid-run
+    return COMMANDS[args.command](args)
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

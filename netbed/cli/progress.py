@@ -1,7 +1,8 @@
 """Progress while runs take time, on stderr, fitted to where stderr goes.
 
-At a terminal: rich.progress's live line names the run going on and counts its seconds, and a kept
-PASS/FAIL line per finished run when there are several. In a log or a pipe: a plain line when each
+At a terminal that can redraw a line (netbed.terminal: a TTY, TERM not dumb; coloured unless NO_COLOR):
+rich.progress's live line names the run going on and counts its seconds, and a kept
+PASS/FAIL line per finished run when there are several. In a log, a pipe or a dumb terminal: a plain line when each
 run starts and one when it ends (a live line would be noise there), and nothing for a single run.
 With --json: nothing at all, so stdout is pure JSON and stderr stays quiet.
 """
@@ -13,7 +14,8 @@ from rich.console import Console
 from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TaskID, TextColumn
 from rich.text import Text
 
-from netbed.report.text import failed_names, is_tty, verdict_word
+from netbed.report.text import failed_names, verdict_word
+from netbed.terminal import Capability, capability
 
 if TYPE_CHECKING:
     from netbed.verdict import RunResult
@@ -31,14 +33,15 @@ class Seconds(ProgressColumn):
 class RunProgress:
     """Told when each run of a series starts and ends; shows it the way `mode` says."""
 
-    def __init__(self, stream: TextIO, total: int, mode: str) -> None:
+    def __init__(self, stream: TextIO, total: int, mode: str, term: Capability | None = None) -> None:
         self.stream, self.total, self.mode = stream, total, mode
         self.n = 0
         self.bar: Progress | None = None
         self.task: TaskID | None = None
         if mode == LIVE:
             self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), Seconds(),
-                                console=Console(file=stream, highlight=False), transient=True)
+                                console=Console(file=stream, highlight=False,
+                                                **(term or capability(stream)).rich_options()), transient=True)
 
     def __enter__(self) -> RunProgress:
         if self.bar is not None:
@@ -78,10 +81,11 @@ class RunProgress:
 
 def progress_for(quiet: bool, total: int, stream: TextIO) -> RunProgress:
     """The progress display that fits where stderr goes: nothing, plain lines, or a live line."""
+    term = capability(stream)
     if quiet:
         mode = QUIET
-    elif is_tty(stream):
+    elif term.live:
         mode = LIVE
     else:
         mode = PLAIN if total > 1 else QUIET
-    return RunProgress(stream, total, mode)
+    return RunProgress(stream, total, mode, term)

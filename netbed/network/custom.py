@@ -21,6 +21,7 @@ netbed adds:
 """
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import itertools
 import json
@@ -117,6 +118,7 @@ def make_topo(topo_arg: str, files: list[Path] | None = None) -> Topo:
     name = splitArgs(topo_arg)[0]
     if name not in topos:
         raise NetbedError(f"unknown topology {name!r} for --topo: choose one of {', '.join(topos)}")
+    check_arguments(topos[name], topo_arg)
     try:
         topo = buildTopo(topos, topo_arg)
     except Exception as exc:  # a wrong argument count or value, raised by the user's constructor
@@ -125,6 +127,54 @@ def make_topo(topo_arg: str, files: list[Path] | None = None) -> Topo:
         raise NetbedError(f"--topo {topo_arg}: {name} made a {type(topo).__name__}, not a Mininet Topo")
     check_topo(topo, topo_arg)
     return topo
+
+
+def _parameters(factory: Callable[..., Topo]) -> list[inspect.Parameter] | None:
+    """The parameters `--topo NAME,ARGS` fills: a Topo class's `build` (its `__init__` only passes them on)."""
+    target = factory.build if isinstance(factory, type) and issubclass(factory, Topo) else factory
+    try:
+        params = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to check it against
+        return None
+    if target is not factory or isinstance(factory, type):
+        params = params[1:]  # self
+    return params
+
+
+def check_arguments(factory: Callable[..., Topo], topo_arg: str) -> None:
+    """Refuse, in one line naming the parameter, arguments the topology's constructor cannot take.
+
+    Mininet's `splitArgs` turns what looks like a number into one and leaves the rest as text, so
+    `tree,depth=abc` reaches TreeTopo as the string 'abc' and fails deep inside with a TypeError about
+    '>' between str and int. A parameter whose default is a number wants a number; one the
+    constructor does not have is named with those it does have.
+    """
+    params = _parameters(factory)
+    if params is None:
+        return
+    open_keywords = any(p.kind is p.VAR_KEYWORD for p in params)
+    name, args, kwargs = splitArgs(topo_arg)
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    known = ", ".join(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                      and not p.name.startswith("_")) or "no arguments"
+    if len(args) > len(positional) and not any(p.kind is p.VAR_POSITIONAL for p in params):
+        raise NetbedError(f"--topo {topo_arg}: {name} takes at most {len(positional)} positional "
+                          f"argument(s) ({known}), got {len(args)}")
+    given = dict(zip((p.name for p in positional), args))
+    by_name = {p.name: p for p in params}
+    for key, value in kwargs.items():
+        if key not in by_name:
+            if open_keywords:
+                continue
+            raise NetbedError(f"--topo {topo_arg}: {name} has no parameter {key!r} (it takes {known})")
+        if key in given:
+            raise NetbedError(f"--topo {topo_arg}: {key} is given twice")
+        given[key] = value
+    for key, value in given.items():
+        default = by_name[key].default
+        wants_number = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if wants_number and isinstance(value, str):
+            raise NetbedError(f"--topo {topo_arg}: {key} must be a number, not {value!r}")
 
 
 def end_hosts(topo: Topo) -> list[str]:

@@ -14,6 +14,8 @@ import time
 from mininet.log import debug, error, output
 from mininet.net import Mininet
 
+from netbed.pace import patience
+
 IPERF_GRACE = 10.0  # seconds an iperf client may take beyond its test time (connect, report)
 LISTEN_WAIT = 5.0  # seconds the iperf server may take to listen
 POLL = 0.02
@@ -44,18 +46,27 @@ class Network(Mininet):
             args += ["-f", fmt]
         srv = server.popen(args + ["-s"], text=True)
         try:
-            if l4Type == "TCP" and not _wait_listening(server, port, LISTEN_WAIT):
+            if l4Type == "TCP" and not _wait_listening(server, port, patience(LISTEN_WAIT)):
                 error(f"could not connect to {server} on port {port}\n")
                 return ["", ""]
             cli = client.popen(args + ["-t", str(seconds), "-c", server.IP()] + bw_args, text=True)
+            limit = seconds + patience(IPERF_GRACE)
             try:
-                cliout, _ = cli.communicate(timeout=seconds + IPERF_GRACE)
+                cliout, clierr = cli.communicate(timeout=limit)
             except subprocess.TimeoutExpired:
                 cli.kill()
-                cliout, _ = cli.communicate()
+                cliout, clierr = cli.communicate()
+                error(f"iperf client on {client} did not finish within {limit:g} s and was stopped "
+                      f"(an overloaded machine, or a link that carries nothing)\n")
+            else:
+                if "/sec" not in (cliout or ""):
+                    why = (clierr or "").strip().splitlines()
+                    status = f" (exit status {cli.returncode})" if cli.returncode else ""
+                    error(f"iperf client on {client} reported no transfer{status}"
+                          f"{': ' + why[-1].strip() if why else ''}\n")
             debug(f"Client output: {cliout}\n")
             servout = ""
-            deadline = time.monotonic() + IPERF_GRACE
+            deadline = time.monotonic() + patience(IPERF_GRACE)
             while not re.findall("/sec", servout) and time.monotonic() < deadline:
                 servout += _read_available(srv)
                 time.sleep(POLL)
@@ -63,6 +74,9 @@ class Network(Mininet):
             srv.kill()
             rest, _ = srv.communicate()
         servout += rest or ""
+        if "/sec" not in servout:
+            error(f"iperf server on {server} reported no transfer within {patience(IPERF_GRACE):g} s "
+                  f"of the client's end\n")
         debug(f"Server output: {servout}\n")
         result = [self._parseIperf(servout), self._parseIperf(cliout)]
         if l4Type == "UDP":

@@ -6,7 +6,6 @@ for them to be ready, so everything a run starts is known and stopped by the run
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 
 from netbed.errors import NetbedError
+from netbed.pace import budget_text, patience
+from netbed.preflight import require_open_vswitch
 from netbed.spec import Node as NodeSpec
 from netbed.spec import Topology
 
@@ -45,11 +46,8 @@ class Testbed:
     def __post_init__(self) -> None:
         if self.switch not in SWITCHES:
             raise NetbedError(f"unknown switch {self.switch!r}: choose one of {', '.join(SWITCHES)}")
-        if self.switch == "ovs" and shutil.which("ovs-vsctl") is None:
-            raise NetbedError(
-                "--switch ovs: Open vSwitch is not available on this machine "
-                "(no ovs-vsctl; the kernel here has no openvswitch module) — use --switch bridge"
-            )
+        if self.switch == "ovs":
+            require_open_vswitch()
         self.net = None
         self.plan = None
         self._fast = None
@@ -226,10 +224,10 @@ class Testbed:
         """Run argv to completion inside `node` and return its output."""
         proc = self.popen(node, argv, text=True)
         try:
-            out, err = proc.communicate(timeout=timeout)
+            out, err = proc.communicate(timeout=patience(timeout))
         except subprocess.TimeoutExpired:
             _terminate(proc)
-            raise NetbedError(f"{node}: {' '.join(argv)} did not finish in {timeout:g} s") from None
+            raise NetbedError(f"{node}: {' '.join(argv)} did not finish in {budget_text(timeout)}") from None
         finally:
             self.forget(proc)
         result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
@@ -244,7 +242,7 @@ class Testbed:
         A probe connection would show up in the capture; `ss -l` only reads the kernel's tables.
         """
         flag = "-ltnH" if proto == "tcp" else "-lunH"
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         while True:
             out = self.run(node, ["ss", flag, f"sport = :{port}"], check=False).stdout
             if out.strip():
@@ -253,7 +251,7 @@ class Testbed:
                 err = proc.stderr.read() if proc.stderr else ""
                 raise NetbedError(f"{node}: the server exited before listening on {port}: {err.strip()}")
             if time.monotonic() > deadline:
-                raise NetbedError(f"{node}: nothing listens on {proto} port {port} after {timeout:g} s")
+                raise NetbedError(f"{node}: nothing listens on {proto} port {port} after {budget_text(timeout)}")
             time.sleep(0.01)
 
     def forget(self, proc: subprocess.Popen) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from netbed.errors import NetbedError
 from netbed.network import Testbed
+from netbed.pace import budget_text, patience
 
 PEER = str(Path(__file__).with_name("peer.py"))
 HTTPD = str(Path(__file__).with_name("httpd.py"))
@@ -48,9 +49,9 @@ class Program:
     def report(self, timeout: float = 30.0) -> dict:
         if self._report is None:
             try:
-                out, err = self.proc.communicate(timeout=timeout)
+                out, err = self.proc.communicate(timeout=patience(timeout))
             except subprocess.TimeoutExpired:
-                raise NetbedError(f"{self.name} on {self.node} did not finish in {timeout:g} s") from None
+                raise NetbedError(f"{self.name} on {self.node} did not finish in {budget_text(timeout)}") from None
             if self.raw:
                 self._report = {"exit": self.proc.returncode, "node": self.node, "argv": self.argv,
                                 "stdout": out[-4000:], "stderr": err[-4000:]}

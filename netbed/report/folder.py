@@ -67,7 +67,8 @@ def write_ladder_files(evidence: Evidence) -> None:
 def run_dirs(paths: Iterable[Path]) -> list[Path]:
     """The run folders named by `paths`: a run folder itself, or a folder of run folders (``runs/``).
 
-    Inside a folder of run folders, those whose run never finished writing them (INCOMPLETE) are left out."""
+    Inside a folder of run folders, those whose run never finished writing them (INCOMPLETE) are left out.
+    A run named twice (`runs/ runs/A`, or through a symlink) is listed once, where it was first named."""
     found: list[Path] = []
     for path in map(Path, paths):
         if _is_run(path):
@@ -81,7 +82,8 @@ def run_dirs(paths: Iterable[Path]) -> list[Path]:
             found += inside
         else:
             raise NetbedError(f"no such folder: {path}")
-    return found
+    seen: set[Path] = set()
+    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
 
 
 def _is_run(path: Path) -> bool:

@@ -1,6 +1,7 @@
 """The report stage at a terminal: what `netbed run`, `check`, `show` and `report` print.
 
-Plain text where output goes to a log or a pipe, rich's colours at a terminal. An assertion's own
+Plain text where output goes to a log, a pipe or a dumb terminal, rich's table at a terminal (coloured
+unless NO_COLOR says not; netbed.terminal decides). An assertion's own
 lines come from `Assertion.lines`, the one rendering that pytest failures use too.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TextIO
 
 from netbed.report.folder import Shown
 from netbed.report.ladder import render_text
+from netbed.terminal import capability
 from netbed.verdict import SIDES, RunResult
 
 PASS, FAIL = "PASS", "FAIL"
@@ -62,7 +64,8 @@ def fidelity_lines(result: RunResult) -> list[str]:
     idle = rec.get("cpu_idle_share")
     measured = (f"CPU idle {idle:.1%}" if idle is not None else "CPU idle ?") + \
         f", timer slip p99 {slip.get('p99')} ms (max {slip.get('max')}), " \
-        f"tracer lost {rec.get('tracer_lost_events')}, capture dropped {rec.get('capture_dropped')}"
+        f"tracer lost {rec.get('tracer_lost_events')}, capture dropped {rec.get('capture_dropped')}" + \
+        (f", waits stretched ×{rec['slowdown']:g} for a slow machine" if (rec.get("slowdown") or 1) != 1 else "")
     if f.get("kept"):
         return [f"  fidelity: kept ({measured})"]
     return [f"  FIDELITY LOST: {'; '.join(f.get('reasons') or [])} ({measured}); timing-dependent assertions refused"]
@@ -73,9 +76,11 @@ def failed_names(result: RunResult) -> list[str]:
 
 
 def print_table(results: list[RunResult], out: TextIO | None = None) -> None:
-    """The verdict table: coloured by rich at a terminal, plain aligned columns for logs and pipes."""
+    """The verdict table: rich's at a terminal (coloured where it may be), plain aligned columns for logs,
+    pipes and dumb terminals."""
     out = out or sys.stdout
-    if is_tty(out):
+    term = capability(out)
+    if term.live:
         from rich.console import Console
         from rich.table import Table
 
@@ -87,7 +92,7 @@ def print_table(results: list[RunResult], out: TextIO | None = None) -> None:
             verdict = "[bold green]PASS[/]" if r.passed else "[bold red]FAIL[/]"
             table.add_row(r.experiment, r.topology, verdict, f"{r.duration or 0:.1f}s",
                           "[red]" + "; ".join(failed_names(r)).replace("[", r"\[") + "[/]")
-        console = Console(file=out, highlight=False)
+        console = Console(file=out, highlight=False, **term.rich_options())
         console.print()
         console.print(table)
     else:
@@ -100,9 +105,3 @@ def print_table(results: list[RunResult], out: TextIO | None = None) -> None:
     print(f"\n{n_pass}/{len(results)} passed; run folders under {Path(results[0].artifacts['dir']).parent}",
           file=out)
 
-
-def is_tty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # a closed or unusual stream is no terminal
-        return False

@@ -5,7 +5,8 @@ and a user piping ``tcpdump -w -`` in wants to see connections while the capture
 capture is read in chunks (``stream.py``) and each connection is printed as soon as it is final;
 ``--json`` still makes one valid JSON document (the warnings, known only at the end, come last).
 A progress bar (bytes read, packets/s, connections so far) appears on a terminal once the analysis
-has taken a second; never with ``--json`` and never when stderr is not a terminal.
+has taken a second; never with ``--json`` and never when stderr is not a terminal that can redraw a line
+(a pipe, a log, TERM=dumb: netbed.terminal).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from netbed.errors import NetbedError
+from netbed.terminal import capability
 
 from .container import PcapError
 from .output import JSON_HEAD, json_lines, json_tail, table_head, table_rows
@@ -76,7 +78,8 @@ class _Progress:
 
             self.bar = Progress(TextColumn("reading"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rate]}"),
                                 TextColumn("{task.fields[conns]}"), TimeElapsedColumn(),
-                                console=Console(file=self.stream), transient=True)
+                                console=Console(file=self.stream, **capability(self.stream).rich_options()),
+                                transient=True)
             self.bar.start()
             self.task = self.bar.add_task("trace", total=stats.total_bytes, rate="", conns="")
         rate = f"{stats.frames / elapsed:,.0f} packets/s" if elapsed > 0 else ""
@@ -100,7 +103,7 @@ def run(capture: str | os.PathLike[str], as_json: bool = False, out: TextIO | No
             raise NetbedError(f"no such file: {path}")
         if path.is_dir():
             raise NetbedError(f"{path} is a folder, not a pcap file")
-    progress = _Progress(err, enabled=not as_json and err.isatty())
+    progress = _Progress(err, enabled=not as_json and capability(err).live)
     _reuse_freed_memory()
     stats = StreamStats()
 
