@@ -385,9 +385,10 @@ else
   tap_up || die "slirp4netns did not configure its namespace ($(cat "$work/slirp4netns.log"))"
   in_ns ip link set lo up
   files_before=$(own_files)
-  in_ns virtlogd >"$work/virtlogd.log" 2>&1 &
+  # nsenter execs the daemon: $! is the daemon's own pid (a shell function behind `&` would be a subshell)
+  nsenter --net="/proc/$holder_pid/ns/net" virtlogd >"$work/virtlogd.log" 2>&1 &
   virtlogd_pid=$!
-  in_ns libvirtd >"$work/libvirtd.log" 2>&1 &
+  nsenter --net="/proc/$holder_pid/ns/net" libvirtd >"$work/libvirtd.log" 2>&1 &
   libvirtd_pid=$!
   for _ in $(seq 100); do "${virsh[@]}" version >/dev/null 2>&1 && break; sleep 0.2; done
   "${virsh[@]}" version >/dev/null 2>&1 || die "libvirtd did not answer ($(tail -3 "$work/libvirtd.log"))"
