@@ -27,7 +27,8 @@
 #
 # Knobs: NETBED_VM_CACHE, NETBED_VM_RESULTS (folder for the results; default runs/vm-check-<time>),
 # NETBED_VM_MEMORY (MB, passed to the Vagrantfile), NETBED_VM_CPU_MODE (libvirt cpu mode, host-model),
-# NETBED_VM_KVM=1, NETBED_VM_SIZE (disk, 16G).
+# NETBED_VM_KVM=1, NETBED_VM_SIZE (disk, 16G), NETBED_VM_PYTEST (more pytest arguments for `make test` in
+# the VM, e.g. a few test files on a slow host: "tests/test_ovs_netem_live.py").
 set -Eeuo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -431,7 +432,7 @@ summary() {  # pytest's closing line, or the last line
 test_rc=0 demo_rc=0 compare_rc=0
 phase "make test"
 # NETBED_REQUIRE_NETEM_OVS=1: a test that would skip for want of netem or Open vSwitch fails instead
-vagrant_in ssh -c 'cd /vagrant && sudo NETBED_REQUIRE_NETEM_OVS=1 PYTEST_ADDOPTS="-ra --junitxml=runs/vm-junit.xml" make test' \
+vagrant_in ssh -c "cd /vagrant && sudo NETBED_REQUIRE_NETEM_OVS=1 PYTEST_ADDOPTS='-ra --junitxml=runs/vm-junit.xml ${NETBED_VM_PYTEST:-}' make test" \
   >"$results/make-test.log" 2>&1 || test_rc=$?
 phase_end
 results_lines+=("make test: exit $test_rc, $(summary "$results/make-test.log")")
