@@ -308,6 +308,7 @@ pool=netbed-vm
 pool_dir=$cache/pool
 holder_pid="" slirp_pid="" libvirtd_pid="" virtlogd_pid=""
 run_dir_was_there=0; [ -e /run/libvirt ] && run_dir_was_there=1
+storage_dir_was_there=0; [ -e /etc/libvirt/storage ] && storage_dir_was_there=1  # libvirtd makes it for a pool
 own_files() { find /var/lib/libvirt/dnsmasq /var/log/libvirt/qemu -maxdepth 1 -type f 2>/dev/null | sort; }
 libvirt_state() {
   { "${virsh[@]}" list --all --name | sed 's/^/domain /'
@@ -359,6 +360,7 @@ cleanup() {
   done
   if [ -n "$libvirtd_pid" ]; then
     [ "$run_dir_was_there" = 1 ] || rm -rf /run/libvirt
+    [ "$storage_dir_was_there" = 1 ] || rmdir /etc/libvirt/storage/autostart /etc/libvirt/storage 2>/dev/null
     # libvirt's per-network dnsmasq files and per-domain logs this run wrote (the logs are in results)
     local file
     while read -r file; do
