@@ -7,7 +7,9 @@ For each case it brings up the emulated servers (`netbed cluster up N`), builds 
 hosts over them (hosts spread round-robin, so most host links cross a VXLAN tunnel), and prints:
 build seconds, ping-ends (first host to last), a cross-server TCP handshake (curl to a listening
 server on another server: connect time as curl measures it), teardown seconds, and the ssh commands
-per host (remote commands this run sent, counted by netbed's node classes). "1 machine" is netbed's
+per host the build opened ("ssh/host": node shells, the servers' root shells, anything run apart) and
+the commands it sent over those open shells ("trips/host": each a round trip), counted by netbed's node
+classes. "1 machine" is netbed's
 classic Mininet build (node by node through shells, the build Cluster Edition extends), no ssh.
 The emulated servers share this machine's 2 cores: the figures measure ssh and tunnel overhead, not
 the gain of more CPUs. Say what the machine's load was.
@@ -37,8 +39,12 @@ def measure(tb: Testbed) -> dict:
     ping = time.monotonic() - began
     server = tb.popen(last.name, ["python3", "-m", "http.server", str(HTTP_PORT), "--bind", last.ip])
     tb.wait_listening(last.name, HTTP_PORT, proc=server)
-    out = tb.run(first.name, ["curl", "-s", "-o", "/dev/null", "-w", "%{time_connect}",
-                              f"http://{last.ip}:{HTTP_PORT}/"])
+    out = tb.run(first.name, ["curl", "-sS", "-o", "/dev/null", "-w", "%{time_connect}",
+                              f"http://{last.ip}:{HTTP_PORT}/"], check=False)
+    if out.returncode != 0:  # said, not hidden: the figure is then missing
+        print(f"  connect {first.name} -> {last.name} failed: {out.stderr.strip()}", flush=True)
+        server.terminate()
+        return {"ping_ok": ends, "ping_s": ping, "connect_s": float("nan")}
     server.terminate()
     return {"ping_ok": ends, "ping_s": ping, "connect_s": float(out.stdout or "nan")}
 
@@ -56,9 +62,11 @@ def one_case(servers: int, hosts: int, placement: str) -> dict:
         try:
             with tb:
                 row["build_s"] = tb.timings.build
+                if servers:  # what the build sent, before the measurements add their own
+                    row["ssh_per_host"] = tb.ssh_counter[0] / hosts
+                    row["trips_per_host"] = tb.ssh_trips[0] / hosts
                 row.update(measure(tb))
                 if servers:
-                    row["ssh_per_host"] = tb.ssh_counter[0] / hosts
                     where = {tb.placement[h.name] for h in (topo.hosts[0], topo.hosts[-1])}
                     row["ends_on_servers"] = len(where)
             row["teardown_s"] = tb.timings.stop
@@ -77,14 +85,16 @@ def main() -> None:
     if cluster_lab.servers():
         sys.exit("netbed cluster down first: the bench brings up its own emulated servers")
     print(f"lan, {args.hosts} hosts, placement {args.placement}")
-    print(f"{'where':<14}{'build s':>9}{'ping-ends':>11}{'connect ms':>12}{'teardown s':>12}{'ssh/host':>10}")
+    print(f"{'where':<14}{'build s':>9}{'ping-ends':>11}{'connect ms':>12}{'teardown s':>12}{'ssh/host':>10}"
+          f"{'trips/host':>12}")
     for n in [0, *args.servers]:
         row = one_case(n, args.hosts, args.placement)
         where = "1 machine" if n == 0 else f"{n} servers"
         ping = f"{row['ping_s']:.2f}s" if row["ping_ok"] else "FAIL"
-        ssh = f"{row['ssh_per_host']:.1f}" if "ssh_per_host" in row else "-"
+        ssh = f"{row['ssh_per_host']:.2f}" if "ssh_per_host" in row else "-"
+        trips = f"{row['trips_per_host']:.1f}" if "trips_per_host" in row else "-"
         print(f"{where:<14}{row['build_s']:>9.2f}{ping:>11}{row['connect_s'] * 1000:>12.2f}"
-              f"{row['teardown_s']:>12.2f}{ssh:>10}", flush=True)
+              f"{row['teardown_s']:>12.2f}{ssh:>10}{trips:>12}", flush=True)
 
 
 if __name__ == "__main__":

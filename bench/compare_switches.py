@@ -35,6 +35,7 @@ from netbed.errors import NetbedError  # noqa: E402 (after the repository is on 
 PROG = "compare-switches"
 RESULT = "result.json"
 SHOWN = 60  # characters of a value shown in a difference line
+LOST_MARK = "*"
 
 
 class Refused(Exception):
@@ -125,7 +126,11 @@ def compare(a: dict[tuple[str, str], dict], b: dict[tuple[str, str], dict],
 
 
 def _verdict(result: dict | None) -> str:
-    return "-" if result is None else ("PASS" if result["passed"] else "FAIL")
+    """PASS or FAIL, marked * where the run's fidelity was lost: a difference there may be the machine's."""
+    if result is None:
+        return "-"
+    lost = (result.get("fidelity") or {}).get("kept") is False
+    return ("PASS" if result["passed"] else "FAIL") + (LOST_MARK if lost else "")
 
 
 def print_report(rows: list[list[str]], diffs: list[Difference], labels: tuple[str, str]) -> None:
@@ -136,6 +141,9 @@ def print_report(rows: list[list[str]], diffs: list[Difference], labels: tuple[s
     same = sum(r[-1] == "same" for r in rows)
     print(f"\n{same}/{len(rows)} runs the same on {labels[0]} and {labels[1]}, assertion by assertion"
           f"; {len(diffs)} differences")
+    if any(LOST_MARK in cell for row in rows for cell in row[2:4]):
+        print(f"{LOST_MARK} the run's fidelity was lost (the machine did not keep up): its timing assertions were "
+              "refused, a difference there may be the machine's, not the switch's")
     for d in diffs:
         print(f"  {d.experiment} on {d.topology}: {d.what}: {d.detail}")
 

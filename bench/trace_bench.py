@@ -173,6 +173,88 @@ def _block(connections: int, seed: int, block: int, t0: float) -> tuple[np.ndarr
     return out, n, float(when.max())
 
 
+LONG_FLOW_SEGMENT = 1448  # bytes of data per segment of the long flow
+LONG_FLOW_STEP = 10e-6  # seconds between its packets
+
+
+def write_long_flow_pcap(path: Path, packets: int) -> int:
+    """Write one bulk-transfer connection of about ``packets`` packets, cut to its headers (like
+    ``tcpdump -s 54``): handshake, data from the client with an ACK from the server after every
+    second segment, four-way close. Written in blocks, so any length needs little memory."""
+    data_rows = max(2, (packets - 7) * 2 // 3)
+    isn_c, isn_s = 123_456_789, 987_654_321
+    script = [(0, SYN, 0, 0), (1, SYN | ACK, 0, 1), (0, ACK, 1, 1)]  # (direction, flags, seq_rel, ack_rel)
+    written = 0
+    with open(path, "wb") as f:
+        f.write(PCAP_HEADER)
+        f.write(_long_rows(_script_rows(script), isn_c, isn_s, 0).tobytes())
+        written += len(script)
+        block = 300_000
+        for lo in range(0, data_rows, block):
+            k = np.arange(lo, min(lo + block, data_rows))
+            n_acks = np.count_nonzero(k % 2 == 1)
+            rows = np.zeros(len(k) + n_acks, _LONG_ROW)
+            j = k - lo  # block is even: j and k have the same parity
+            at = j + j // 2  # a data row, and after every second one an ACK row
+            rows["d"][at] = 0
+            rows["flags"][at] = PSH | ACK
+            rows["seq"][at] = 1 + k * LONG_FLOW_SEGMENT
+            rows["ack"][at] = 1
+            rows["plen"][at] = LONG_FLOW_SEGMENT
+            acks = at[k % 2 == 1] + 1
+            rows["d"][acks] = 1
+            rows["flags"][acks] = ACK
+            rows["seq"][acks] = 1
+            rows["ack"][acks] = 1 + (k[k % 2 == 1] + 1) * LONG_FLOW_SEGMENT
+            first = written
+            f.write(_long_rows(rows, isn_c, isn_s, first).tobytes())
+            written += len(rows)
+        end = 1 + data_rows * LONG_FLOW_SEGMENT
+        close = [(0, FIN | ACK, end, 1), (1, ACK, 1, end + 1), (1, FIN | ACK, 1, end + 1), (0, ACK, end + 1, 2)]
+        f.write(_long_rows(_script_rows(close), isn_c, isn_s, written).tobytes())
+        written += len(close)
+    return written
+
+
+_LONG_ROW = np.dtype([("d", "u1"), ("flags", "u1"), ("seq", "i8"), ("ack", "i8"), ("plen", "u4")])
+
+
+def _script_rows(script: list[tuple[int, int, int, int]]) -> np.ndarray:
+    rows = np.zeros(len(script), _LONG_ROW)
+    for i, (d, flags, seq, ack) in enumerate(script):
+        rows[i] = (d, flags, seq, ack, 0)
+    return rows
+
+
+def _long_rows(rows: np.ndarray, isn_c: int, isn_s: int, first: int) -> np.ndarray:
+    """Header-only records for rows (direction, flags, seq and ack relative to the ISNs, payload) of the long flow."""
+    n = len(rows)
+    d = rows["d"].astype(np.int64)
+    flags, seq_rel, ack_rel, plen = rows["flags"], rows["seq"], rows["ack"], rows["plen"].astype(np.int64)
+    rec = np.zeros(n, _FRAME)
+    t = 1_700_000_000.0 + (first + np.arange(n)) * LONG_FLOW_STEP
+    rec["ts_sec"] = t.astype(np.uint32)
+    rec["ts_usec"] = ((t - np.floor(t)) * 1e6).astype(np.uint32)
+    rec["incl_len"] = 54
+    rec["orig_len"] = 54 + plen
+    rec["ethertype"] = 0x0800
+    rec["ver_ihl"] = 0x45
+    rec["total_len"] = 40 + plen
+    rec["ttl"] = 64
+    rec["proto"] = 6
+    client, server = (10 << 24) | (1 << 16) | 1, (10 << 24) | (9 << 16) | 1
+    rec["src"] = np.where(d == 0, client, server)
+    rec["dst"] = np.where(d == 0, server, client)
+    rec["sport"] = np.where(d == 0, 40000, 80)
+    rec["dport"] = np.where(d == 0, 80, 40000)
+    rec["seq"] = (np.where(d == 0, isn_c, isn_s) + seq_rel) & 0xFFFFFFFF
+    rec["ack"] = np.where(flags & ACK, (np.where(d == 0, isn_s, isn_c) + ack_rel) & 0xFFFFFFFF, 0)
+    rec["off"] = 5 << 4
+    rec["flags"] = flags
+    rec["window"] = 64240
+    return rec
+
+
 def machine() -> str:
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -186,22 +268,57 @@ def machine() -> str:
 @dataclass
 class Timing:
     wall: float  # seconds
-    cpu: float  # user + system seconds
-    peak_mb: float  # peak resident memory
+    cpu: float  # user + system seconds of the command and its child processes
+    peak_mb: float  # GNU time's %M: the peak resident memory of the largest single process
+    tree_mb: float  # the peak of the summed proportional memory (Pss) of all its processes, sampled
 
 
-def time_and_memory(argv: list[str]) -> Timing:
-    """Wall seconds, CPU seconds and peak resident MB of a command, from GNU time's %e %U %S %M."""
-    res = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", *argv], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True, check=True)
-    wall, user, system, kib = res.stderr.strip().splitlines()[-1].split()
-    return Timing(float(wall), float(user) + float(system), int(kib) / 1024)
+SAMPLE_SECONDS = 0.02
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            todo.extend(int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split())
+        except OSError:
+            pass
+    return found
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def time_and_memory(argv: list[str], env: dict[str, str] | None = None) -> Timing:
+    """Wall seconds, CPU seconds (children included) and peak resident MB of a command, from GNU time's
+    %e %U %S %M; meanwhile the proportional memory of all its processes is summed every 20 ms."""
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    tree_kib = 0
+    while proc.poll() is None:
+        tree_kib = max(tree_kib, sum(_pss_kib(p) for p in _tree(proc.pid)[1:]))
+        time.sleep(SAMPLE_SECONDS)
+    err = proc.stderr.read() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {err}")
+    wall, user, system, kib = err.strip().splitlines()[-1].split()
+    return Timing(float(wall), float(user) + float(system), int(kib) / 1024, tree_kib / 1024)
 
 
 def median_timing(runs: list[Timing]) -> Timing:
-    """Median wall and median CPU time of the runs (each on its own), the largest peak memory."""
+    """Median wall and median CPU time of the runs (each on its own), the largest peak memories."""
     return Timing(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs),
-                  max(r.peak_mb for r in runs))
+                  max(r.peak_mb for r in runs), max(r.tree_mb for r in runs))
 
 
 def tshark_flag_counts(path: Path) -> tuple[int, int, int, int]:
@@ -212,11 +329,35 @@ def tshark_flag_counts(path: Path) -> tuple[int, int, int, int]:
     return len(flags), int((flags & SYN != 0).sum()), int((flags & FIN != 0).sum()), int((flags & RST != 0).sum())
 
 
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def interleaved(netbed: list[str], tshark: list[str], path: Path, rounds: int) -> dict[str, list[Timing]]:
+    """netbed (table, JSON, one process) and tshark alternated ``rounds`` times on the same file, so
+    that load on a shared machine falls on both alike: each round gives its own ratio."""
+    runs: dict[str, list[Timing]] = {"table": [], "json": [], "one process": [], "tshark": []}
+    one = {**os.environ, "NETBED_TRACE_PROCESSES": "1"}
+    for r in range(rounds):
+        runs["table"].append(time_and_memory([*netbed, str(path)]))
+        runs["tshark"].append(time_and_memory(tshark))
+        runs["json"].append(time_and_memory([*netbed, str(path), "--json"]))
+        runs["one process"].append(time_and_memory([*netbed, str(path)], env=one))
+        t, k = runs["table"][-1], runs["tshark"][-1]
+        print(f"  round {r + 1}: netbed {t.wall:.2f} s wall {t.cpu:.2f} s CPU, tshark {k.wall:.2f} s wall "
+              f"{k.cpu:.2f} s CPU: {k.wall / t.wall:.1f}x wall, {k.cpu / t.cpu:.1f}x CPU (load {load_average()})",
+              flush=True)
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=120_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per 1x measurement; the median is shown")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="rounds at 1x, netbed and tshark alternated; medians are shown")
     parser.add_argument("--scales", default="1,2,20", help="capture sizes to measure, in multiples of the 1x capture")
+    parser.add_argument("--long-flow", type=int, default=5_000_000, metavar="PACKETS",
+                        help="also one connection of this many packets (0: not)")
     parser.add_argument("--keep", type=Path, help="write the captures into this folder and keep them")
     args = parser.parse_args(argv)
     for tool in ("tshark", "/usr/bin/time"):
@@ -227,12 +368,22 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(repo))
     from netbed.trace import read_trace
 
+    try:
+        from netbed.trace.command import processes
+    except ImportError:  # an older netbed (PYTHONPATH=...), to measure before and after alike
+
+        def processes() -> int:
+            return 1
+
     netbed = [str(Path(sys.executable).parent / "netbed"), "trace"]
-    scales = [int(x) for x in args.scales.split(",")]
+    scales = sorted({1, *(int(x) for x in args.scales.split(","))})
+    print(f"machine: {machine()}; load average {load_average()} at the start")
+    print(f"netbed trace runs as {processes()} process(es) here (reader + classifier); CPU time is both "
+          "processes' (GNU time counts the child), as it counts all of tshark's threads")
     with tempfile.TemporaryDirectory(prefix="netbed-bench-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        rows = []
+        rows: list[tuple[str, str, int, Timing]] = []
         for scale in scales:
             path = folder / f"bench-{scale}x.pcap"
             t = time.perf_counter()
@@ -241,26 +392,35 @@ def main(argv: list[str] | None = None) -> int:
                   f"{path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - t:.1f} s", flush=True)
             if scale == 1:
                 path.read_bytes()  # warm the page cache for whoever runs first
-            repeat = args.repeat if scale == 1 else 1
+                one, one_packets = path, packets
+                tshark = ["tshark", "-T", "fields", "-e", "frame.number", "-e", "ip.src", "-e", "ip.dst", "-e",
+                          "tcp.srcport", "-e", "tcp.flags", "-r", str(path)]
+                runs = interleaved(netbed, tshark, path, args.repeat)
+                for label, key in (("netbed trace FILE", "table"), ("netbed trace FILE --json", "json"),
+                                   ("netbed trace, 1 process", "one process"),
+                                   ("tshark -T fields (5 fields)", "tshark")):
+                    rows.append(("1x", label, packets, median_timing(runs[key])))
+                continue
             for label, extra in (("netbed trace FILE", []), ("netbed trace FILE --json", ["--json"])):
-                timing = median_timing([time_and_memory([*netbed, str(path), *extra]) for _ in range(repeat)])
-                rows.append((scale, label, packets, timing))
-                print(f"  {label}: {timing.wall:.2f} s wall, {timing.cpu:.2f} s CPU, "
-                      f"{packets / timing.wall / 1e6:.2f}M packets/s (wall), {packets / timing.cpu / 1e6:.2f}M "
-                      f"packets/s (CPU), peak {timing.peak_mb:,.0f} MB", flush=True)
-            if scale == 1:
-                one = path
-                one_packets = packets
+                timing = time_and_memory([*netbed, str(path), *extra])
+                rows.append((f"{scale}x", label, packets, timing))
+                print(f"  {scale}x {label}: {timing.wall:.2f} s wall, {timing.cpu:.2f} s CPU, peak "
+                      f"{timing.peak_mb:,.0f} MB (all processes {timing.tree_mb:,.0f} MB)", flush=True)
+            path.unlink()
+        if args.long_flow:
+            path = folder / "long-flow.pcap"
+            packets = write_long_flow_pcap(path, args.long_flow)
+            print(f"generated {path}: one connection of {packets:,} packets (headers only), "
+                  f"{path.stat().st_size / 1e6:,.0f} MB", flush=True)
+            rows.append(("1 flow", "netbed trace FILE", packets, time_and_memory([*netbed, str(path)])))
+            path.unlink()
 
         def in_process() -> float:
             t = time.process_time()
             read_trace(one)
             return time.process_time() - t
 
-        tshark = ["tshark", "-T", "fields", "-e", "frame.number", "-e", "ip.src", "-e", "ip.dst", "-e", "tcp.srcport",
-                  "-e", "tcp.flags", "-r", str(one)]
-        t_read = statistics.median(in_process() for _ in range(args.repeat))  # CPU seconds (both threads)
-        t_tshark = median_timing([time_and_memory(tshark) for _ in range(args.repeat)])
+        t_read = statistics.median(in_process() for _ in range(3))  # CPU seconds (both threads)
         trace = read_trace(one)
         f = trace.frames
         flags = f.tcp_flags[f.has_tcp]
@@ -268,28 +428,28 @@ def main(argv: list[str] | None = None) -> int:
                 int((flags & RST != 0).sum()))
         theirs = tshark_flag_counts(one)
 
-    print(f"machine: {machine()}")
-    print(f"1x capture: {one_packets:,} packets, {len(trace.connections):,} connections; "
-          f"median of {args.repeat} runs at 1x, one run at larger scales")
-    print(f"| {'scale':>5} | {'step':28} | {'packets':>11} | {'wall s':>7} | {'CPU s':>6} | {'packets/s wall':>14} "
-          f"| {'packets/s CPU':>13} | {'peak MB':>7} | {'tshark/step wall':>16} | {'tshark/step CPU':>15} |")
-    print(f"| {'-' * 4}:| {'-' * 28} | {'-' * 10}:| {'-' * 6}:| {'-' * 5}:| {'-' * 13}:| {'-' * 12}:| {'-' * 6}:"
-          f"| {'-' * 15}:| {'-' * 14}:|")
-
-    def row(scale: int, label: str, packets: int, wall: float | None, cpu: float, peak: float | None) -> None:
-        one_x = scale == 1
-        wall_text = f"{wall:7.2f}" if wall is not None else f"{'':>7}"
-        rate_wall = f"{packets / wall / 1e6:13.2f}M" if wall is not None else f"{'':>14}"
-        peak_text = f"{peak:7,.0f}" if peak is not None else f"{'':>7}"
-        ratio_wall = f"{t_tshark.wall / wall:15.1f}x" if one_x and wall is not None else f"{'':>16}"
-        ratio_cpu = f"{t_tshark.cpu / cpu:14.1f}x" if one_x else f"{'':>15}"
-        print(f"| {scale:>4}x | {label:28} | {packets:>11,} | {wall_text} | {cpu:6.2f} | {rate_wall} "
-              f"| {packets / cpu / 1e6:12.2f}M | {peak_text} | {ratio_wall} | {ratio_cpu} |")
-
+    t_tshark = median_timing(runs["tshark"])
+    print(f"\n1x capture: {one_packets:,} packets, {len(trace.connections):,} connections; medians of "
+          f"{args.repeat} interleaved rounds at 1x, one run otherwise; load average {load_average()} at the end")
+    print(f"| {'scale':>6} | {'step':28} | {'packets':>11} | {'wall s':>7} | {'CPU s':>6} | {'packets/s wall':>14} "
+          f"| {'packets/s CPU':>13} | {'peak MB':>7} | {'all procs MB':>12} | {'tshark/step wall':>16} "
+          f"| {'tshark/step CPU':>15} |")
+    print(f"| {'-' * 5}:| {'-' * 28} | {'-' * 10}:| {'-' * 6}:| {'-' * 5}:| {'-' * 13}:| {'-' * 12}:| {'-' * 6}:"
+          f"| {'-' * 11}:| {'-' * 15}:| {'-' * 14}:|")
     for scale, label, packets, timing in rows:
-        row(scale, label, packets, timing.wall, timing.cpu, timing.peak_mb)
-    row(1, "read_trace (in process)", one_packets, None, t_read, None)
-    row(1, "tshark -T fields (5 fields)", one_packets, t_tshark.wall, t_tshark.cpu, t_tshark.peak_mb)
+        one_x = scale == "1x"
+        ratio_wall = f"{t_tshark.wall / timing.wall:15.1f}x" if one_x else f"{'':>16}"
+        ratio_cpu = f"{t_tshark.cpu / timing.cpu:14.1f}x" if one_x else f"{'':>15}"
+        print(f"| {scale:>6} | {label:28} | {packets:>11,} | {timing.wall:7.2f} | {timing.cpu:6.2f} "
+              f"| {packets / timing.wall / 1e6:13.2f}M | {packets / timing.cpu / 1e6:12.2f}M | {timing.peak_mb:7,.0f} "
+              f"| {timing.tree_mb:12,.0f} | {ratio_wall} | {ratio_cpu} |")
+    print(f"| {'1x':>6} | {'read_trace (in process)':28} | {one_packets:>11,} | {'':>7} | {t_read:6.2f} | {'':>14} "
+          f"| {one_packets / t_read / 1e6:12.2f}M | {'':>7} | {'':>12} | {'':>16} | {t_tshark.cpu / t_read:14.1f}x |")
+    per_round = [(k.wall / t.wall, k.cpu / t.cpu) for t, k in zip(runs["table"], runs["tshark"])]
+    print(f"tshark / netbed trace FILE per round (same round, back to back): wall "
+          f"{', '.join(f'{w:.1f}x' for w, _ in per_round)}; CPU {', '.join(f'{c:.1f}x' for _, c in per_round)}; "
+          f"median {statistics.median(w for w, _ in per_round):.1f}x wall, "
+          f"{statistics.median(c for _, c in per_round):.1f}x CPU")
     print(f"TCP segments / SYN / FIN / RST: netbed {mine}, tshark {theirs}")
     kinds = sorted({(c.handshake, c.close_kind, c.close_initiator) for c in trace.connections})
     print(f"classified as {[tuple(str(x) for x in k) for k in kinds]}")

@@ -19,13 +19,16 @@ from pathlib import Path
 
 from netbed import custom_topo, runfolder, runstate, topologies
 from netbed.capture import Capture, capture_all
+from netbed.capture.cluster_states import ClusterStateTracer
 from netbed.capture.states import SocketSampler, StateTracer
 from netbed.errors import NetbedError
 from netbed.network import Testbed
+from netbed.network.cluster import ClusterSpec, ClusterTestbed
 from netbed.network.custom import CustomTopology, custom_topology
 from netbed.preflight import require_emulation
 from netbed.report.lab_page import LAB_JSON, PAGE, summary_line, write_lab_report
 from netbed.spec import Topology
+from netbed.topo_cli import add_cluster_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--script", type=Path, metavar="FILE",
                         help="run these CLI commands instead of a prompt (as mn --pre / source do), then end")
     parser.add_argument("--out", type=Path, help="lab folder (default: a new folder under runs/)")
+    add_cluster_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -57,6 +61,11 @@ def main(args: argparse.Namespace) -> int:
                                    subnet=args.subnet)
         label = args.name
     script = _script(args.script)
+    cluster = None
+    if args.cluster:
+        from netbed.cluster_lab import cluster_spec
+
+        cluster = cluster_spec(args.cluster, args.placement)
     require_emulation("tcpdump")
     base = args.out or Path("runs")
     runfolder.check_base(base, "--out" if args.out else "run folder")
@@ -64,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
     runfolder.start(out)
     try:
         with runstate.owned(sys.argv):
-            session(network, out, script)
+            session(network, out, script, cluster)
         conns = write_lab_report(out)
     except OSError as exc:
         raise runfolder.write_failed(out, exc, "lab folder") from None
@@ -95,17 +104,34 @@ def _new_lab_dir(base: Path, label: str) -> Path:
     raise NetbedError(f"cannot make a lab folder under {base}")
 
 
-def session(network: Topology | CustomTopology, out: Path, script: str | None) -> None:
-    """Build, capture every interface, run the CLI, then save what the analysis needs (lab.json)."""
-    tracer = StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()  # attaches during the build
+def session(network: Topology | CustomTopology, out: Path, script: str | None,
+            cluster: ClusterSpec | None = None) -> None:
+    """Build, capture every interface, run the CLI, then save what the analysis needs (lab.json).
+
+    With `cluster`, the network is spread over those servers (Mininet Cluster Edition), and each
+    capture is written by the tcpdump on the node's server."""
+    # attaches during the build; --cluster: on every server that holds a node, once they are placed
+    tracer = None if cluster else StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
     sampler = None
     custom = network if isinstance(network, CustomTopology) else None
     try:
-        with custom.testbed() if custom else Testbed(network) as tb:
+        if cluster is not None:
+            out = out.resolve()  # the servers' tcpdumps write there, whatever their working folder
+            testbed = (ClusterTestbed.of_custom(custom, cluster) if custom else
+                       ClusterTestbed(network, cluster=cluster))
+        else:
+            testbed = custom.testbed() if custom else Testbed(network)
+        with testbed as tb:
             topo = tb.topology
             nodes = [n.name for n in topo.nodes]
             facts: dict = {"netns": {str(tb.netns_inode(n)): n for n in nodes}}
-            if not tracer.wait_ready():
+            if cluster is not None:  # which server held which node
+                facts["cluster"] = {"servers": cluster.servers, "placement": cluster.placement,
+                                    "nodes": dict(sorted(tb.placement.items()))}
+            if cluster is not None:
+                tracer = ClusterStateTracer(out, tb, nodes).start()
+                tracer.wait_ready()  # if not: no states (the ss sampler needs namespaces on this machine)
+            elif not tracer.wait_ready():
                 sampler = SocketSampler(out, tb.namespace_fds(nodes)).start()
             caps = [Capture(_point(n.name, i.name), n.name, i.name, out / f"{_point(n.name, i.name)}.pcap")
                     for n in topo.nodes for i in n.interfaces]
@@ -114,15 +140,21 @@ def session(network: Topology | CustomTopology, out: Path, script: str | None) -
                       + ("running " + script if script else "type exit (or Ctrl-D) to end and classify"),
                       flush=True)
                 tb.cli(script)  # Mininet's CLI at its `info` level; script=None: a prompt for a person
+            if cluster is not None:
+                tb.check_servers()  # a server that died during the session: said, named, before any analysis
             facts["sockets_after"] = {n: tb.run(n, ["ss", "-tanH"], check=False).stdout.splitlines() for n in nodes}
             source = sampler or tracer
-            source.stop()
+            if isinstance(source, ClusterStateTracer):
+                source.stop(facts["netns"])
+            else:
+                source.stop()
             facts["states"] = source.facts()
             lab = {"topology": topo.to_json(), "captures": [c.describe() for c in caps], "facts": facts,
                    "script": script, "command": sys.argv}
             (out / LAB_JSON).write_text(json.dumps(lab, indent=2) + "\n")
     finally:
-        tracer.stop()
+        if tracer is not None:
+            tracer.stop()
         if sampler is not None:
             sampler.stop()
 

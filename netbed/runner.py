@@ -21,6 +21,7 @@ from pathlib import Path
 
 from netbed import __version__, runfolder, runstate, topologies
 from netbed.capture import capture_all
+from netbed.capture.cluster_states import ClusterStateTracer
 from netbed.capture.fidelity import FidelityMonitor
 from netbed.capture.states import LOG as STATES_LOG
 from netbed.capture.states import SocketSampler, StateTracer, keep_namespaces
@@ -28,7 +29,7 @@ from netbed.errors import NetbedError
 from netbed.experiment import Evidence, Experiment, Lab, capture_points, get
 from netbed.network import Testbed
 from netbed.network.cluster import ClusterSpec, ClusterTestbed
-from netbed.network.custom import CustomTopology, folder_label
+from netbed.network.custom import CustomTopology, end_hosts, folder_label
 from netbed.preflight import require_emulation
 from netbed.report.folder import write_ladder_files
 from netbed.spec import Topology
@@ -48,13 +49,11 @@ def run_series(pairs: list[tuple[Experiment, str]], out: Path | None = None, *, 
     `custom`, every run is on that user's Mininet topology. `jobs` > 1 runs that many at once
     (`_run_parallel`).
     """
-    if cluster is not None and custom is not None:
-        raise NetbedError("--cluster with a custom topology is not supported yet: use netbed's own topologies")
     if pairs:  # bad input and a missing root are one line before any run folder is made
         if custom is None:  # a custom topology was loaded and checked already
             topologies.build(pairs[0][1])
         require_emulation("tcpdump")
-    with series_session(pairs, custom):
+    with series_session(pairs, custom, traced_here=cluster is None):
         if jobs > 1 and len(pairs) > 1 and cluster is None:
             yield from _run_parallel(pairs, out, switch, jobs, starting, custom)
             return
@@ -101,16 +100,22 @@ def _run_parallel(pairs: list[tuple[Experiment, str]], out: Path | None, switch:
 
 
 @contextmanager
-def series_session(pairs: list[tuple[Experiment, str]], custom: CustomTopology | None = None) -> Iterator[None]:
-    """What several runs share (a single run sets up its own in `run_experiment`)."""
+def series_session(pairs: list[tuple[Experiment, str]], custom: CustomTopology | None = None,
+                   traced_here: bool = True) -> Iterator[None]:
+    """What several runs share (a single run sets up its own in `run_experiment`); a cluster series
+    (`traced_here` False) traces kernel states on its servers, run by run, not here."""
     if len(pairs) <= 1:
         yield
         return
     if custom is None:  # a custom topology was loaded and checked already
         topologies.build(pairs[0][1])  # bad input is reported before anything starts
     require_emulation("tcpdump")
-    with runstate.owned(sys.argv), shared_state_tracer():
-        yield
+    with runstate.owned(sys.argv):
+        if not traced_here:
+            yield
+            return
+        with shared_state_tracer():
+            yield
 
 
 def new_run_dir(base: Path, experiment: str, topology: str) -> Path:
@@ -200,58 +205,74 @@ def lab_session(topo: Topology | CustomTopology, out: Path, *, experiment: str =
     out.mkdir(parents=True, exist_ok=True)
     if cluster is not None:
         out = out.resolve()  # the servers' programs and tcpdumps write there: not relative to their cwd
-    shared = _SHARED_TRACER
+    shared = _SHARED_TRACER if cluster is None else None  # --cluster: a tracer on each server, per run
     # bpftrace attaches while the network is built (NETBED_STATES=ss: the sampling fallback instead)
-    tracer = shared or StateTracer(out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
+    tracer = None if cluster is not None else shared or StateTracer(
+        out, enabled=os.environ.get("NETBED_STATES") != "ss").start()
     try:
         custom = topo if isinstance(topo, CustomTopology) else None
-        if custom:
+        apart = planned_ends(topo, client_host, server_host)  # --cluster: on different servers
+        if custom and cluster is not None:  # a user's Mininet topology over the servers
+            testbed = ClusterTestbed.of_custom(custom, cluster, ipv6, apart=apart)
+        elif custom:
             testbed = custom.testbed(ipv6)
         elif cluster is not None:  # Mininet Cluster Edition over the servers (--cluster)
-            testbed = ClusterTestbed(topo, switch=switch, ipv6=ipv6, cluster=cluster)
+            testbed = ClusterTestbed(topo, switch=switch, ipv6=ipv6, cluster=cluster, apart=apart)
         else:
             testbed = Testbed(topo, switch=switch, ipv6=ipv6)
         with testbed as tb:
-            topo = tb.topology
-            client, server = custom.ends(topo) if custom else (topo.hosts[0].name, topo.hosts[-1].name)
-            client, server = client_host or client, server_host or server
-            lab = Lab(tb, out, client, server)
-            facts = lab.facts
-            facts["client_host"], facts["server_host"] = client, server
-            facts["tcp_sysctls"] = {key: lab.read_sysctl(client, key) for key in TCP_SYSCTLS}
-            port_range = facts["tcp_sysctls"]["net.ipv4.ip_local_port_range"]
-            facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
-            facts["netns"] = {str(tb.netns_inode(n.name)): n.name for n in topo.nodes}
-            if cluster is not None:
-                facts["cluster"] = cluster_facts(tb, client, server)
-            if shared is None and not tracer.wait_ready():
-                tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
-            mark = shared.mark() if shared is not None else 0
-            caps = capture_points(tb, client, server, out)
-            monitor = FidelityMonitor()
-            with capture_all(tb, caps):
-                with monitor:
-                    try:
-                        yield lab
-                    finally:
-                        for prog in lab.programs.values():
-                            if prog.daemon:
-                                prog.stop()
-                reports = {name: prog.report() for name, prog in lab.programs.items()}
-            facts["fidelity"] = monitor.facts()
-            facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines() for h in (client, server)}
-            namespaces = {int(ino) for ino in facts["netns"]}
-            if shared is not None:
-                shared.copy_since(mark, out / STATES_LOG, namespaces)
-            else:
-                tracer.stop()
-                if isinstance(tracer, StateTracer):
-                    keep_namespaces(out / STATES_LOG, namespaces)
-            facts["states"] = tracer.facts()
-            write_kernel_tcp(out, facts["netns"], facts["states"]["clock_offset"])
-            Evidence(out, experiment, topo.to_json(), [c.describe() for c in caps], reports, facts).save()
+            try:
+                topo = tb.topology
+                client, server = custom.ends(topo) if custom else (topo.hosts[0].name, topo.hosts[-1].name)
+                client, server = client_host or client, server_host or server
+                lab = Lab(tb, out, client, server)
+                facts = lab.facts
+                facts["client_host"], facts["server_host"] = client, server
+                facts["tcp_sysctls"] = {key: lab.read_sysctl(client, key) for key in TCP_SYSCTLS}
+                port_range = facts["tcp_sysctls"]["net.ipv4.ip_local_port_range"]
+                facts["ip_local_port_range"] = [int(v) for v in port_range.split()]
+                facts["netns"] = {str(tb.netns_inode(n.name)): n.name for n in topo.nodes}
+                if cluster is not None:  # the tracer on the servers of the two ends, now that they are placed
+                    facts["cluster"] = cluster_facts(tb, client, server)
+                    tracer = ClusterStateTracer(out, tb, [client, server]).start()
+                    tracer.wait_ready()  # if not: no states (the ss sampler needs namespaces on this machine)
+                elif shared is None and not tracer.wait_ready():
+                    tracer = SocketSampler(out, tb.namespace_fds([client, server])).start()
+                mark = shared.mark() if shared is not None else 0
+                caps = capture_points(tb, client, server, out)
+                monitor = FidelityMonitor()
+                with capture_all(tb, caps):
+                    with monitor:
+                        try:
+                            yield lab
+                        finally:
+                            for prog in lab.programs.values():
+                                if prog.daemon:
+                                    prog.stop()
+                    reports = {name: prog.report() for name, prog in lab.programs.items()}
+                facts["fidelity"] = monitor.facts()
+                facts["sockets_after"] = {h: tb.run(h, ["ss", "-tanH"]).stdout.splitlines()
+                                          for h in (client, server)}
+                namespaces = {int(ino) for ino in facts["netns"]}
+                if shared is not None:
+                    shared.copy_since(mark, out / STATES_LOG, namespaces)
+                elif isinstance(tracer, ClusterStateTracer):
+                    tracer.stop(facts["netns"])
+                else:
+                    tracer.stop()
+                    if isinstance(tracer, StateTracer):
+                        keep_namespaces(out / STATES_LOG, namespaces)
+                facts["states"] = tracer.facts()
+                if cluster is not None:
+                    tb.check_servers()  # a server lost mid-run voids the run, even if nothing raised
+                write_kernel_tcp(out, facts["netns"], facts["states"]["clock_offset"])
+                Evidence(out, experiment, topo.to_json(), [c.describe() for c in caps], reports, facts).save()
+            except Exception:
+                if cluster is not None:
+                    tb.check_servers()  # a server that died mid-run is the reason, named, whatever broke
+                raise
     finally:
-        if shared is None:
+        if shared is None and tracer is not None:
             tracer.stop()
 
 
@@ -348,6 +369,21 @@ def cluster_of(args) -> ClusterSpec | None:
     from netbed.cluster_lab import cluster_spec
 
     return cluster_spec(args.cluster, args.placement)
+
+
+def planned_ends(topo: Topology | CustomTopology, client: str | None,
+                 server: str | None) -> tuple[str, str] | None:
+    """The client and server hosts a run will use, known before the build (so --cluster can place them
+    on different servers): the named ones, else the first and the last host (a custom topology's end
+    hosts: its hosts that are not routers, in Mininet's order)."""
+    if isinstance(topo, CustomTopology):
+        hosts = end_hosts(topo.topo)
+        client, server = client or topo.client, server or topo.server
+    else:
+        hosts = [h.name for h in topo.hosts]
+    if len(hosts) < 2 and not (client and server):
+        return None
+    return client or hosts[0], server or hosts[-1]
 
 
 def cluster_facts(tb: ClusterTestbed, client: str, server: str) -> dict:

@@ -8,6 +8,7 @@ skip into a failure: "no test skipped for want of OVS or netem" is then enforced
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Mapping
 
 import pytest
@@ -19,12 +20,20 @@ NETEM, OVS = "sch_netem", "openvswitch"
 
 
 def missing(module: str, environ: Mapping[str, str] | None = None,
-            has: Callable[[str], bool] = kernel_has_module) -> tuple[str, str] | None:
-    """None when the kernel has `module`; else ("skip" or "fail", the reason)."""
+            has: Callable[[str], bool] = kernel_has_module,
+            which: Callable[[str], str | None] = shutil.which) -> tuple[str, str] | None:
+    """None when the kernel has `module` (and, for Open vSwitch, its programs); else ("skip" or "fail", why).
+
+    Open vSwitch's programs are opt-in (`NETBED_WITH_OVS=1 make setup`): a machine whose kernel ships
+    the module (most Debian and Ubuntu kernels) but that did not opt in skips, naming the opt-in.
+    """
     if has(module):
-        return None
+        if module != OVS or which("ovs-vsctl") is not None:
+            return None
+        reason = "Open vSwitch is not installed (it is opt-in: sudo NETBED_WITH_OVS=1 make setup)"
+    else:
+        reason = f"kernel has no {module} module"
     env = os.environ if environ is None else environ
-    reason = f"kernel has no {module} module"
     if env.get(REQUIRE_ENV, "") == "1":
         return "fail", f"{reason}, and {REQUIRE_ENV}=1 requires it"
     return "skip", reason

@@ -49,7 +49,7 @@ def fake_runs(monkeypatch):
     The series' shared setup (run registration, kernel state tracer) needs root: stood in for too.
     """
     calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(runner, "series_session", lambda pairs, custom=None: contextlib.nullcontext())
+    monkeypatch.setattr(runner, "series_session", lambda pairs, custom=None, **_: contextlib.nullcontext())
 
     def run_experiment(exp, topology, out, switch="bridge"):
         calls.append((exp.name, topology))

@@ -85,6 +85,15 @@ def test_each_kind_of_difference_is_seen_and_exits_1(tmp_path, change, line):
     assert f"  {line}" in res.stdout.splitlines(), res.stdout
 
 
+def test_a_run_that_lost_fidelity_is_marked_beside_its_verdict(tmp_path):
+    other = _other_run()
+    other["fidelity"] = {"kept": False, "reasons": ["timers woke late"], "record": {}}
+    res = _run("--compare", str(_folder(tmp_path, "bridge", [RESULT])), str(_folder(tmp_path, "ovs", [other])))
+    assert res.returncode == 0, res.stdout  # the same verdicts: marked, not a difference
+    assert "handshake   lan       PASS    PASS*  4           same" in res.stdout, res.stdout
+    assert "* the run's fidelity was lost (the machine did not keep up)" in res.stdout
+
+
 def test_bad_folders_are_one_line_and_exit_2(tmp_path):
     (tmp_path / "empty").mkdir()
     for args, message in ((["--compare", str(tmp_path / "none"), str(tmp_path)],

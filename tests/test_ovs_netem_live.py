@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 import pytest
 from capability import NETEM, OVS, REQUIRE_ENV, missing, require_kernel
-from conftest import netbed
+from conftest import NETBED, REPO, netbed
 from test_shaping import RATE_MBIT, _achieved_mbit
 
 from netbed import pace, topologies
@@ -87,6 +87,33 @@ def test_sabotage_without_delay_the_rtt_is_far_below_the_delayed_one():
     with _shaped(shaping.parse_shape()) as tb:
         rtts, lost = _rtts(tb, "h1", "h2", count=10)
     assert lost == 0 and statistics.median(rtts) < 2 * DELAY_MS - CLOCK_MS, rtts  # the check above can fail
+
+
+# Stock `mn` in a network namespace of its own (its s1 cannot meet another test's), as
+# tests/test_cli_mininet_live.py runs it; its CLI and netbed's read the same ping from standard input.
+STOCK_MN = ["unshare", "-n", "-m", "--propagation", "private", "sh", "-c",
+            'mount -t sysfs sysfs /sys && exec mn "$@"', "mn", "--switch", "lxbr", "--controller", "none",
+            "--topo", "single,2"]
+STOCK_DELAY_MS = 10
+
+
+def _cli_rtts(argv: list[str], command: str) -> list[float]:
+    res = subprocess.run(argv, input=command + "\n", capture_output=True, text=True, cwd=REPO,
+                         timeout=pace.patience(120))
+    return [float(m) for m in re.findall(r"time=([\d.]+) ms", res.stdout + res.stderr)]  # Mininet logs to either
+
+
+def test_delay_against_stock_mininets_tclink_each_as_documented():
+    """Mininet's TCLink delays both ends of every link, so h1 → s1 → h2 crosses two delayed egresses each
+    way (RTT 4·D); netbed's --delay is on each host's egress only (RTT 2·D): the same number, half the RTT."""
+    require_kernel(NETEM)
+    d, ping = STOCK_DELAY_MS, f"h1 ping -n -c {PINGS // 2} -i {PING_GAP:g} h2"
+    stock = _cli_rtts([*STOCK_MN, "--link", f"tc,delay={d}ms"], ping)
+    ours = _cli_rtts([*NETBED, "topo", "lan", "--hosts", "2", "--delay", str(d), "--test", "none", "--cli"], ping)
+    tolerance = pace.patience(RTT_OVERHEAD_MS)
+    for rtts, crossed in ((stock, 4), (ours, 2)):  # delayed egresses on the round trip
+        assert len(rtts) == PINGS // 2, rtts
+        assert crossed * d - CLOCK_MS <= min(rtts) and statistics.median(rtts) <= crossed * d + tolerance, rtts
 
 
 # -- jitter ------------------------------------------------------------------------------------------
@@ -209,6 +236,18 @@ def test_ovs_with_netem_delay_passes_pingall_and_delays():
 ])
 def test_a_missing_module_skips_with_its_name_or_fails_when_required(env, has, expected):
     assert missing(NETEM, env, has=lambda module: has) == expected
+
+
+@pytest.mark.parametrize("env, tool, expected", [
+    ({}, "/usr/bin/ovs-vsctl", None),
+    ({}, None, ("skip", "Open vSwitch is not installed (it is opt-in: sudo NETBED_WITH_OVS=1 make setup)")),
+    ({REQUIRE_ENV: "1"}, None, ("fail", "Open vSwitch is not installed (it is opt-in: sudo NETBED_WITH_OVS=1 "
+                                        f"make setup), and {REQUIRE_ENV}=1 requires it")),
+])
+def test_a_kernel_with_openvswitch_but_no_open_vswitch_programs_skips_unless_required(env, tool, expected):
+    """Most Debian/Ubuntu kernels ship openvswitch.ko; its programs are netbed's opt-in, so `make test`
+    there skips the OVS tests naming the opt-in — and the Vagrant VM, which opts in, requires them."""
+    assert missing(OVS, env, has=lambda module: True, which=lambda name: tool) == expected
 
 
 def test_ovs_is_refused_in_one_line_naming_what_is_missing(monkeypatch):

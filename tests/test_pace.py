@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
-from conftest import netbed
+from conftest import REPO, netbed
 
 from netbed import pace
 from netbed.errors import NetbedError
@@ -56,6 +60,29 @@ def test_calibration_measures_the_workload_against_the_reference(fresh_pace):
     assert pace.calibrate(tries=1) == pace.MAX_FACTOR
     fresh_pace.setattr(pace, "REFERENCE_SECONDS", 1e3)
     assert pace.calibrate(tries=1) == pace.MIN_FACTOR
+
+
+# A CPU that runs a tenth of the time, as a slow emulated one: the child is stopped and continued by turns
+RUN_SLICE, STOP_SLICE = 0.004, 0.036  # s
+SLOW_ENOUGH = 3.0  # a tenth of the CPU measures as at least this slow (about 10 unloaded; the slices are coarse)
+
+
+def test_a_cpu_that_runs_a_tenth_of_the_time_is_measured_slow(fresh_pace):
+    env = {k: v for k, v in os.environ.items() if k not in (pace.ENV, pace.MEASURED_ENV)}
+    code = "import json; from netbed import pace; print(json.dumps(pace.slowdown()))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    try:
+        while proc.poll() is None:
+            os.kill(proc.pid, signal.SIGSTOP)  # a zombie not yet reaped still takes signals: no race with its end
+            time.sleep(STOP_SLICE)
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(RUN_SLICE)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+    out, _ = proc.communicate(timeout=60)
+    factor, source = json.loads(out)
+    assert source == "measured" and factor >= SLOW_ENOUGH, (factor, source)
 
 
 @pytest.mark.parametrize("value, message", [

@@ -26,6 +26,7 @@ from netbed.claims.file import Claim
 from netbed.claims.programs import OUTPUT_TAIL, Owner
 from netbed.errors import NetbedError
 from netbed.experiment import Evidence, catalog
+from netbed.network.cluster import ClusterSpec
 from netbed.network.custom import custom_topology
 from netbed.preflight import require_emulation
 from netbed.report import grades, junit, text
@@ -105,13 +106,13 @@ def folder_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> RunResult:
+def run_claim(claim: Claim, out: Path, switch: str = "bridge", cluster: ClusterSpec | None = None) -> RunResult:
     """Build, run and check one claim file; its run folder is `out`. Returns the checked result."""
     began = time.monotonic()
     runfolder.start(out)  # marked incomplete until its last file is written
     try:
         with folder_lock(claim.folder):
-            result = _build_run_check(claim, out, switch)
+            result = _build_run_check(claim, out, switch, cluster)
         result.duration = round(time.monotonic() - began, 3)
         verdict.save(out, result)
     except OSError as exc:  # the disk filled up, the folder vanished: one line, the folder left marked
@@ -120,7 +121,7 @@ def run_claim(claim: Claim, out: Path, switch: str = "bridge") -> RunResult:
     return result
 
 
-def _build_run_check(claim: Claim, out: Path, switch: str) -> RunResult:
+def _build_run_check(claim: Claim, out: Path, switch: str, cluster: ClusterSpec | None = None) -> RunResult:
     """The build, then (if it made the programs) the network, the programs and the check."""
     built = build(claim)
     missing = {}
@@ -142,7 +143,8 @@ def _build_run_check(claim: Claim, out: Path, switch: str) -> RunResult:
     try:
         with runstate.owned(sys.argv):
             with runner.lab_session(topo, out, experiment=claim.label, switch=switch, ipv6=claim.ipv6,
-                                    client_host=claim.client.host, server_host=claim.server.host) as lab:
+                                    client_host=claim.client.host, server_host=claim.server.host,
+                                    cluster=cluster) as lab:
                 exp.run(lab)
     except NetbedError as exc:  # the run itself broke down: a FAIL that says why
         return verdict.broken_run(claim.label, claim.topology, out, str(exc))
@@ -164,13 +166,14 @@ def _name_the_client_connection(out: Path, exp: ClaimExperiment) -> None:
 
 
 @contextmanager
-def series(count: int) -> Iterator[None]:
+def series(count: int, traced_here: bool = True) -> Iterator[None]:
     """One registration and one kernel state tracer for a whole folder of claim files."""
     with ExitStack() as stack:
         if count > 1:
             require_emulation("tcpdump")
             stack.enter_context(runstate.owned(sys.argv))
-            stack.enter_context(runner.shared_state_tracer())
+            if traced_here:  # --cluster: each run traces on its servers
+                stack.enter_context(runner.shared_state_tracer())
         yield
 
 
@@ -203,16 +206,17 @@ def result_text(claim: Claim, result: RunResult) -> str:
 
 
 def run_target(target: Path, *, out: Path | None = None, switch: str = "bridge",
-               progress=None) -> list[tuple[Claim, RunResult]]:
+               progress=None, cluster: ClusterSpec | None = None) -> list[tuple[Claim, RunResult]]:
     """Run a claim file or every claim file under a folder; return each claim with its result, in order."""
     claims = load_all(target)  # every file refused or accepted before anything is built
     require_emulation("tcpdump")  # and root, before any build runs
     graded = []
-    with series(len(claims)):
+    with series(len(claims), traced_here=cluster is None):
         for n, claim in enumerate(claims, 1):
             if progress is not None:
                 progress(f"[{n}/{len(claims)}] {claimfile.shown(claim.path)} …")
-            result = run_claim(claim, run_folder_for(out, claim, single=len(claims) == 1), switch=switch)
+            result = run_claim(claim, run_folder_for(out, claim, single=len(claims) == 1), switch=switch,
+                               cluster=cluster)
             graded.append((claim, result))
             if progress is not None:
                 progress(f"[{n}/{len(claims)}] {text.verdict_word(result.passed)} {claimfile.shown(claim.path)} "
@@ -228,7 +232,7 @@ def cmd_run_claims(args) -> int:
     target = Path(args.name)
     many = target.is_dir()
     graded = run_target(target, out=args.out, switch=args.switch,
-                        progress=None if args.json or not many else _say)
+                        progress=None if args.json or not many else _say, cluster=runner.cluster_of(args))
     root = target if many else target.parent
     results = [result for _, result in graded]
     if args.junit is not None:

@@ -96,7 +96,10 @@ class Watched(Program):
         for sig in (signal.SIGTERM, signal.SIGKILL):
             self.stopped_by_netbed = sig.name
             try:
-                os.killpg(self.proc.pid, sig)
+                if getattr(self.proc, "netbed_remote", False):  # on a cluster server: signalled there
+                    self.proc.send_signal(sig)
+                else:
+                    os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
                 return
             try:

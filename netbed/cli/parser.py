@@ -10,8 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any, NoReturn
 
-from netbed import custom_topo, lab, topo_cli, topologies
-from netbed.network import SWITCHES
+from netbed import topologies
 
 EXAMPLES = """\
 examples:
@@ -113,6 +112,8 @@ def _topologies(**_: Any) -> list[str]:
 
 
 def _switches(**_: Any) -> list[str]:
+    from netbed.network import SWITCHES
+
     return list(SWITCHES)
 
 
@@ -152,7 +153,12 @@ class OneLineParser(argparse.ArgumentParser):
         return parsed
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole grammar, or with ``only`` just that subcommand's (same options, same messages).
+
+    Why ``only``: the topology and lab options are defined by modules that import Mininet, ~0.25 s
+    of start-up that ``netbed trace`` (a pcap analyser, timed against tshark) has no use for.
+    """
     raw = argparse.RawDescriptionHelpFormatter
     parser = OneLineParser(prog="netbed", description="A network-emulation testbed for the "
                                      "network-programming lecture.", epilog=EXAMPLES, formatter_class=raw)
@@ -161,32 +167,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.commands = {}
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
+        if only is not None and name != only:  # built for nothing: a parser nobody adds to the grammar
+            return OneLineParser(prog=f"netbed {name}")
         parser.commands[name] = sub.add_parser(name, help=summary, epilog=COMMAND_EXAMPLES[name],
                                                description=summary[0].upper() + summary[1:] + ".",
                                                formatter_class=raw)
         return parser.commands[name]
 
-    p = command("topo", "build a topology, test reachability, tear down (like mn)")
-    _complete(p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, "
-                             "--custom)"), _topologies)
-    topo_cli.add_arguments(p)
-    custom_topo.add_topo_arguments(p)
+    def wanted(name: str) -> bool:
+        return only is None or only == name
 
-    p = command("run", "run experiments, check them, write run folders")
-    _complete(p.add_argument("name", nargs="?", help="experiment name (see netbed list), or a claim file (.toml) "
-                             "or a folder of them (docs/grading.md)"), _experiments)
-    p.add_argument("--all", action="store_true", help="every experiment on every topology it supports")
-    _complete(p.add_argument("--topo", help="topology (default: the experiment's first); also a Mininet one: "
-                             "single,3, tree,depth=2 or a --custom file's"), _topologies)
-    custom_topo.add_run_arguments(p)
-    p.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
-    _complete(p.add_argument("--switch", default="bridge", help="bridge (default) or ovs"), _switches)
-    p.add_argument("--json", action="store_true", help="print the result as JSON (and nothing else)")
-    p.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="run N experiments at once (with --all)")
-    p.add_argument("--html", type=Path, metavar="FILE",
-                   help="also write one self-contained HTML page: verdicts, claims, ladders, states, pcap links")
-    p.add_argument("--junit", type=Path, metavar="FILE", help="claim files: also write JUnit XML (one test case each)")
-    topo_cli.add_cluster_arguments(p)
+    if wanted("topo"):
+        from netbed import custom_topo, topo_cli
+
+        p = command("topo", "build a topology, test reachability, tear down (like mn)")
+        _complete(p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, "
+                                 "--custom)"), _topologies)
+        topo_cli.add_arguments(p)
+        custom_topo.add_topo_arguments(p)
+
+    if wanted("run"):
+        from netbed import custom_topo, topo_cli
+
+        p = command("run", "run experiments, check them, write run folders")
+        _complete(p.add_argument("name", nargs="?", help="experiment name (see netbed list), or a claim file (.toml) "
+                                 "or a folder of them (docs/grading.md)"), _experiments)
+        p.add_argument("--all", action="store_true", help="every experiment on every topology it supports")
+        _complete(p.add_argument("--topo", help="topology (default: the experiment's first); also a Mininet one: "
+                                 "single,3, tree,depth=2 or a --custom file's"), _topologies)
+        custom_topo.add_run_arguments(p)
+        p.add_argument("--out", type=Path, help="run folder (default: a new folder under runs/)")
+        _complete(p.add_argument("--switch", default="bridge", help="bridge (default) or ovs"), _switches)
+        p.add_argument("--json", action="store_true", help="print the result as JSON (and nothing else)")
+        p.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="run N experiments at once (with --all)")
+        p.add_argument("--html", type=Path, metavar="FILE",
+                       help="also write one self-contained HTML page: verdicts, claims, ladders, states, pcap links")
+        p.add_argument("--junit", type=Path, metavar="FILE",
+                       help="claim files: also write JUnit XML (one test case each)")
+        topo_cli.add_cluster_arguments(p)
 
     p = command("list", "the experiments, their topologies and lecture claims")
     p.add_argument("--json", action="store_true")
@@ -211,10 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML page `netbed run --html` writes")
     p.add_argument("--json", action="store_true", help="print the verdicts as `netbed run --all --json` does")
 
-    p = command("lab", "an interactive lab: Mininet's CLI, every host captured, each TCP connection classified")
-    _complete(p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, "
-                             "--custom)"), _topologies)
-    lab.add_arguments(p)
+    if wanted("lab"):
+        from netbed import lab
+
+        p = command("lab", "an interactive lab: Mininet's CLI, every host captured, each TCP connection classified")
+        _complete(p.add_argument("name", nargs="?", help=f"one of {', '.join(topologies.TOPOLOGIES)} (or --topo, "
+                                 "--custom)"), _topologies)
+        lab.add_arguments(p)
 
     command("clean", "remove what dead runs left behind (and only that)")
 

@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netbed.errors import NetbedError
-from netbed.network.cluster_nodes import build_cluster_network
+from netbed.network.cluster_nodes import build_cluster_network, build_custom_cluster_network
+from netbed.network.custom import CustomTopology, has_switch_loop, read_topology, wait_spanning_tree
 from netbed.network.testbed import Testbed, _terminate
+from netbed.spec import Topology
 
 VXLAN_PORT = 4789  # IANA's VXLAN port: open it (UDP) between real servers
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
@@ -40,6 +42,7 @@ ETHERNET_MTU = 1500
 VNI_BLOCK = 4096  # VNIs reserved per run: one per cross-server link
 VNI_BLOCKS = (1 << 24) // VNI_BLOCK
 CONNECT_TIMEOUT = 5  # seconds for ssh to reach a server
+SHELL_STARTS = 32  # node shells (ssh sessions) being set up at once, over all servers
 STATE_DIR = Path(os.environ.get("NETBED_STATE_DIR", "/run/netbed"))
 MARK = "NETBED_RUN"
 PLACEMENTS = ("block", "random", "switchbin", "hostswitchbin", "roundrobin")
@@ -170,6 +173,16 @@ class ClusterTestbed(Testbed):
     """A Testbed whose nodes live on `cluster.servers`, built by Mininet Cluster Edition."""
 
     cluster: ClusterSpec | None = None
+    custom: CustomTopology | None = None  # a user's Mininet topology (--custom/--topo) instead of `topology`
+    apart: tuple[str, str] | None = None  # an experiment's client and server hosts: on different servers
+
+    @classmethod
+    def of_custom(cls, custom: CustomTopology, cluster: ClusterSpec, ipv6: bool = False,
+                  apart: tuple[str, str] | None = None) -> ClusterTestbed:
+        """A user's Mininet topology over the servers; its Topology is read back from the kernels once built."""
+        label = custom.label
+        return cls(Topology(label, (), (), {"mininet": label}), ipv6=ipv6, cluster=cluster, custom=custom,
+                   apart=apart)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -182,7 +195,10 @@ class ClusterTestbed(Testbed):
         self.vnis: VniRange | None = None
         self.mtu = ETHERNET_MTU
         self.placement: dict[str, str] = {}
-        self.ssh_commands = 0
+        self.ssh_counter = [0]  # new ssh sessions the build and the run opened (bench/cluster_bench.py)
+        self.ssh_trips = [0]  # commands sent over open shells (each a round trip)
+        self.root_shells: dict = {}  # server -> a root shell there (the build's rcmds)
+        self.shell_pool: ThreadPoolExecutor | None = None
 
     def start(self) -> ClusterTestbed:
         from mininet.log import setLogLevel
@@ -190,7 +206,8 @@ class ClusterTestbed(Testbed):
         from netbed.network.plan import make_plan
 
         setLogLevel(os.environ.get("NETBED_MININET_LOG", "warning"))
-        self.plan = make_plan(self.topology, ipv6=self.ipv6)
+        if self.custom is None:
+            self.plan = make_plan(self.topology, ipv6=self.ipv6)
         began = time.monotonic()
         self.connections = Connections(self.cluster, self.run_id)
         self._record()
@@ -198,6 +215,7 @@ class ClusterTestbed(Testbed):
             self.connections.start()  # one line per unreachable server, before anything is built
             self.mtu = self._tunnel_mtu()
             self.vnis = VniRange(self.run_id)
+            self.shell_pool = ThreadPoolExecutor(SHELL_STARTS, thread_name_prefix="netbed-shell")
             self._build()
         except BaseException:
             self.stop()
@@ -230,12 +248,29 @@ class ClusterTestbed(Testbed):
 
     def _build(self) -> None:
         try:
-            self.net = build_cluster_network(self)
+            if self.custom is None:
+                self.net = build_cluster_network(self)
+            else:
+                self._build_custom()
         except (NetbedError, KeyboardInterrupt):
             raise
         except Exception as exc:  # a server refused a step (Mininet raises plain Exceptions)
             raise NetbedError(f"--cluster: the build failed: {exc}") from exc
         self.placement = {n.name: n.server for n in self.net.hosts + self.net.switches}
+
+    def _build_custom(self) -> None:
+        """As CustomTestbed.start, over the servers: IPv6 off through each node's shell (no local
+        namespace descriptors here), then the running network read back."""
+        topo, label = self.custom.topo, self.custom.label
+        stp = has_switch_loop(topo)
+        self.net = build_custom_cluster_network(self, topo, stp, self.ipv6)
+        if stp:
+            wait_spanning_tree(self.net, label)
+        if not self.ipv6:
+            for node in self.net.hosts + self.net.switches:
+                node.cmd("sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+        self.placement = {n.name: n.server for n in self.net.hosts + self.net.switches}
+        self.topology = read_topology(self, topo, label, stp)
 
     def stop(self) -> None:
         began = time.monotonic()
@@ -247,6 +282,12 @@ class ClusterTestbed(Testbed):
                 self.net.stop()
             finally:
                 self.net = None
+        for shell in self.root_shells.values():
+            shell.terminate()
+        self.root_shells.clear()
+        if self.shell_pool is not None:
+            self.shell_pool.shutdown(wait=True)
+            self.shell_pool = None
         if self.connections is not None:
             self.cleanup_servers()
             self.connections.stop()
@@ -256,6 +297,41 @@ class ClusterTestbed(Testbed):
             self.vnis = None
         (STATE_DIR / f"{self.run_id}.cluster").unlink(missing_ok=True)
         self.timings.stop = time.monotonic() - began
+
+    def add_planned_routes(self, plan) -> None:
+        """As Testbed's, with each node's addresses and routes in one command line of its open shell
+        (one round trip per node, where `run` would open an ssh session per route)."""
+        for name, node_plan in plan.nodes.items():
+            steps = [f"ip -6 addr add {address} dev {intf} nodad" for intf, address in node_plan.addresses
+                     if address.version == 6]
+            steps += [f"ip {'-6 ' if ':' in gateway else ''}route add {destination or 'default'} via {gateway}"
+                      for destination, gateway in node_plan.routes]
+            if steps:
+                out = self[name].cmd(" && ".join(steps) + " && echo planned-ok")
+                if "planned-ok" not in out:
+                    raise NetbedError(f"{name}: cannot add its planned addresses and routes: {out.strip()[-200:]}")
+
+    def lost_servers(self) -> list[tuple[str, str]]:
+        """The servers that no longer answer over ssh (their sshd, or the machine, died), with ssh's why."""
+        lost = []
+        for server in self.cluster.servers if self.connections is not None else []:
+            try:
+                out = self.connections.run(server, "true", timeout=CONNECT_TIMEOUT * 3)
+            except subprocess.TimeoutExpired:
+                lost.append((server, f"no answer in {CONNECT_TIMEOUT * 3} s"))
+                continue
+            if out.returncode == 255:
+                lost.append((server, (out.stderr.strip().splitlines() or ["ssh failed"])[-1]))
+        return lost
+
+    def check_servers(self) -> None:
+        """Raise, naming the server, if one died mid-run: what the run saw cannot be trusted, and teardown
+        (on leaving the testbed) cleans the servers that are left."""
+        lost = self.lost_servers()
+        if lost:
+            server, why = lost[0]
+            more = f" (and {', '.join(s for s, _ in lost[1:])})" if len(lost) > 1 else ""
+            raise NetbedError(f"--cluster: server {server}{more} stopped answering mid-run (ssh: {why})")
 
     def cleanup_servers(self) -> list[str]:
         """On every server: kill what this run marked, delete its stray tunnels; the unreachable ones."""
@@ -283,12 +359,15 @@ class ClusterTestbed(Testbed):
         first = _read_line(proc.stdout.fileno())  # byte by byte: nothing of argv's output is buffered here
         if not first.strip().isdigit():
             return proc  # the remote side failed to start: the caller sees the exit status
-        server, pid = self[node].server, int(first)
+        return self._signalled_there(proc, self[node].server, int(first))
+
+    def _signalled_there(self, proc: subprocess.Popen, server: str, pid: int) -> subprocess.Popen:
+        """`send_signal`, `terminate` and `kill` of a local ssh that runs `pid` on `server`, sent there."""
         local_pid = proc.pid
 
         def send_signal(sig: int) -> None:
             if proc.poll() is None and self.connections is not None:
-                # mnexec -d made it a process group leader: signal its whole group, as killpg does locally
+                # mnexec -d / setsid made it a process group leader: signal its whole group, as killpg does
                 self.connections.run(server, f"sudo -n kill -{int(sig)} -- -{pid}")
             elif proc.poll() is None:
                 os.kill(local_pid, sig)
@@ -298,6 +377,23 @@ class ClusterTestbed(Testbed):
         proc.terminate = lambda: send_signal(signal.SIGTERM)
         proc.kill = lambda: send_signal(signal.SIGKILL)
         return proc
+
+    def server_popen(self, server: str, argv: list[str], **kwargs) -> subprocess.Popen:
+        """Start argv as root in `server`'s own (root) namespaces, marked with the run; its first line of
+        output is read here (its pid there), the rest is the caller's. Used for the kernel state tracer."""
+        script = (f"sudo -n env {MARK}={self.run_id} setsid -w sh -c 'echo $$; exec \"$@\"' sh "
+                  + " ".join(shlex.quote(a) for a in argv))
+        proc = subprocess.Popen(self.connections.base + ["-o", f"ControlPath={self.connections.path()}", "-n",
+                                                         self.connections.dest(server), script],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, **kwargs)
+        first = _read_line(proc.stdout.fileno())
+        if not first.strip().isdigit():
+            return proc
+        return self._signalled_there(proc, server, int(first))
+
+    def server_run(self, server: str, argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess:
+        """argv as root on `server` (its own namespaces), to completion."""
+        return self.connections.run(server, "sudo -n " + " ".join(shlex.quote(a) for a in argv), timeout=timeout)
 
     # -- what the single-machine Testbed does through namespace descriptors, here over ssh --------
     def netns_inode(self, name: str) -> int:

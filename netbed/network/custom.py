@@ -316,10 +316,10 @@ class CustomTestbed(Testbed):
             net.build()
             net.start()
             if self.stp:
-                self._wait_spanning_tree()
+                wait_spanning_tree(net, self.label)
             if not self.keep_ipv6:
                 self._quiet_ipv6()
-            self.topology = self._read_topology()
+            self.topology = read_topology(self, self.mn_topo, self.label, self.stp)
         except NetbedError:
             self.stop()
             raise
@@ -332,13 +332,6 @@ class CustomTestbed(Testbed):
         self.timings.build = time.monotonic() - began
         return self
 
-    def _wait_spanning_tree(self) -> None:
-        deadline = time.monotonic() + STP_SETTLE_LIMIT
-        while not all(s.settled() for s in self.net.switches):
-            if time.monotonic() > deadline:
-                raise NetbedError(f"the spanning tree of {self.label} did not settle in {STP_SETTLE_LIMIT:g} s")
-            time.sleep(0.2)
-
     def _quiet_ipv6(self) -> None:
         """No router solicitations or MLD reports in the captures: IPv6 off in every node, also in nodes of
         the user's own classes (netbed's Host and switches had it off from their first moment)."""
@@ -348,41 +341,51 @@ class CustomTestbed(Testbed):
         for node in self.net.hosts + self.net.switches:
             rtnl.write_sysctls(self.namespace_fds([node.name])[node.name], knobs)
 
-    def _read_topology(self) -> Topology:
-        """The running network as netbed's Topology: what the kernel has, not what the file asked for."""
-        net = self.net
-        switch_names = {s.name for s in net.switches}
-        segment_of = _switch_segments(net)
-        nodes: list[Node] = []
-        subnets: dict[str, ipaddress.IPv4Network] = {}
-        switched: dict[str, bool] = {s: True for s in set(segment_of.values())}
-        for mn_node in net.hosts:
-            addrs = _addresses(self.run(mn_node.name, ["ip", "-j", "addr", "show"]).stdout)
-            intfs = []
-            for intf in mn_node.intfList():
-                if intf.name == "lo" or intf.name not in addrs:
-                    continue
-                peer = _peer(intf)
-                if peer is None:
-                    continue
-                if peer.node.name in switch_names:
-                    segment = segment_of[peer.node.name]
-                else:
-                    segment = "-".join(sorted((intf.name, peer.name)))
-                    switched[segment] = False
-                address, mac = addrs[intf.name]
-                subnets.setdefault(segment, address.network)
-                intfs.append(Interface(intf.name, address, mac, segment))
-            routes, gateway = _routes(self.run(mn_node.name, ["ip", "-j", "-4", "route", "show"]).stdout)
-            forwards = self.read_sysctl(mn_node.name, "net.ipv4.ip_forward") == "1"
-            kind = "router" if forwards else "host"
-            nodes.append(Node(mn_node.name, kind, tuple(intfs), tuple(routes) if forwards else (),
-                              None if forwards else gateway))
-        segments = tuple(Segment(name, subnets.get(name, ipaddress.IPv4Network("0.0.0.0/32")), sw)
-                         for name, sw in sorted(switched.items()))
-        order = {name: i for i, name in enumerate(self.mn_topo.hosts())}
-        nodes.sort(key=lambda n: order.get(n.name, len(order)))
-        return Topology(self.label, segments, tuple(nodes), {"mininet": self.label, "stp": self.stp})
+
+def wait_spanning_tree(net: Network, label: str) -> None:
+    """Until every bridge port of a looped topology forwards or blocks (see StpBridge)."""
+    deadline = time.monotonic() + STP_SETTLE_LIMIT
+    while not all(s.settled() for s in net.switches):
+        if time.monotonic() > deadline:
+            raise NetbedError(f"the spanning tree of {label} did not settle in {STP_SETTLE_LIMIT:g} s")
+        time.sleep(0.2)
+
+
+def read_topology(tb: Testbed, mn_topo: Topo, label: str, stp: bool) -> Topology:
+    """The running network as netbed's Topology: what the kernel has, not what the file asked for."""
+    net = tb.net
+    switch_names = {s.name for s in net.switches}
+    segment_of = _switch_segments(net)
+    nodes: list[Node] = []
+    subnets: dict[str, ipaddress.IPv4Network] = {}
+    switched: dict[str, bool] = {s: True for s in set(segment_of.values())}
+    for mn_node in net.hosts:
+        addrs = _addresses(tb.run(mn_node.name, ["ip", "-j", "addr", "show"]).stdout)
+        intfs = []
+        for intf in mn_node.intfList():
+            if intf.name == "lo" or intf.name not in addrs:
+                continue
+            peer = _peer(intf)
+            if peer is None:
+                continue
+            if peer.node.name in switch_names:
+                segment = segment_of[peer.node.name]
+            else:
+                segment = "-".join(sorted((intf.name, peer.name)))
+                switched[segment] = False
+            address, mac = addrs[intf.name]
+            subnets.setdefault(segment, address.network)
+            intfs.append(Interface(intf.name, address, mac, segment))
+        routes, gateway = _routes(tb.run(mn_node.name, ["ip", "-j", "-4", "route", "show"]).stdout)
+        forwards = tb.read_sysctl(mn_node.name, "net.ipv4.ip_forward") == "1"
+        kind = "router" if forwards else "host"
+        nodes.append(Node(mn_node.name, kind, tuple(intfs), tuple(routes) if forwards else (),
+                          None if forwards else gateway))
+    segments = tuple(Segment(name, subnets.get(name, ipaddress.IPv4Network("0.0.0.0/32")), sw)
+                     for name, sw in sorted(switched.items()))
+    order = {name: i for i, name in enumerate(mn_topo.hosts())}
+    nodes.sort(key=lambda n: order.get(n.name, len(order)))
+    return Topology(label, segments, tuple(nodes), {"mininet": label, "stp": stp})
 
 
 def _peer(intf):

@@ -48,7 +48,7 @@ from .frames import Frames
 from .model import Connection, Endpoint, Segment
 from .sequence import first_in_group, last_in_group, sequence_space, signed
 
-__all__ = ["analyse", "classify_frames", "classify_segments", "connections_of"]
+__all__ = ["analyse", "by_four_tuple", "classify_frames", "classify_segments", "connections_of"]
 
 _M32 = SEQ_MODULO - 1
 _U64 = 1 << 64
@@ -150,6 +150,13 @@ def _endpoint_keys(t: TcpColumns) -> tuple[np.ndarray, np.ndarray]:
         ids, _ = factorize(np.concatenate([t.src_hi, t.dst_hi]), np.concatenate([t.src_lo, t.dst_lo]))
         src, dst = ids[:n], ids[n:]
     return (src << 16) | t.sport.astype(np.int64), (dst << 16) | t.dport.astype(np.int64)
+
+
+def by_four_tuple(t: TcpColumns) -> np.ndarray:
+    """The rows of ``t`` grouped by 4-tuple (either direction), capture order kept inside each: the
+    first step of :func:`analyse`, which runs much faster on rows already in this order."""
+    a, b = _endpoint_keys(t)
+    return np.lexsort((np.maximum(a, b), np.minimum(a, b)))  # stable: capture order survives in a 4-tuple
 
 
 def _breaks(src: list[int], dst: list[int], flags: list[int], seq: list[int], quiet: list[float]) -> list[int]:
@@ -368,6 +375,14 @@ def analyse(t: TcpColumns) -> tuple[ConnectionTable, np.ndarray]:
                       (close.initiator == CloserCode.SERVER) & (fin_s >= 0)],
                      [server.payload - server.before_peer_fin, client.payload - client.before_peer_fin], 0)
     who = np.where(close.kind == CloseCode.SIMULTANEOUS, CloserCode.BOTH, close.initiator)
+    segments = r.end - r.start
+    retrans_c, retrans_s = client.retransmissions, server.retransmissions
+    if t.count is not None:  # rows that stand for several segments (a summarised long connection)
+        segments = np.add.reduceat(t.counts()[r.order], r.start)
+        again = t.retransmissions()[r.order]
+        retrans_c = retrans_c + np.bincount(r.cid, weights=np.where(from_server, 0, again), minlength=r.count)
+        retrans_s = retrans_s + np.bincount(r.cid, weights=np.where(from_server, again, 0), minlength=r.count)
+        retrans_c, retrans_s = retrans_c.astype(np.int64), retrans_s.astype(np.int64)
 
     # Endpoints from each connection's first segment; connections in order of that segment.
     r0 = r.order[r.start]
@@ -382,6 +397,6 @@ def analyse(t: TcpColumns) -> tuple[ConnectionTable, np.ndarray]:
         np.where(c_src, t.dst_hi[r0], t.src_hi[r0]), np.where(c_src, t.dst_lo[r0], t.src_lo[r0]),
         np.where(c_src, t.dport[r0], t.sport[r0]).astype(np.int64),
         handshake, isn_c, isn_s, close.kind, who, client.payload, server.payload, half,
-        client.retransmissions, server.retransmissions, np.minimum.reduceat(time, r.start),
-        np.maximum.reduceat(time, r.start), time[r.end - 1], r.end - r.start, close.ended, r.start, r.end)
+        retrans_c, retrans_s, np.minimum.reduceat(time, r.start),
+        np.maximum.reduceat(time, r.start), time[r.end - 1], segments, close.ended, r.start, r.end)
     return table.select(by_time), r.order

@@ -23,6 +23,10 @@ class TcpColumns:
 
     ``clock`` is the latest capture time of any TCP segment up to and including this one: how long
     a 4-tuple has been silent is measured against it, so the answer does not depend on chunking.
+
+    ``count`` and ``again`` are None for segments read from a capture. A long connection carried
+    from chunk to chunk is summarised (``summary.py``) into a few rows that stand for many: ``count``
+    is how many segments a row stands for, ``again`` how many retransmissions it adds to its sender's.
     """
 
     frame: np.ndarray
@@ -38,6 +42,8 @@ class TcpColumns:
     ack: np.ndarray
     flags: np.ndarray
     plen: np.ndarray
+    count: np.ndarray | None = None
+    again: np.ndarray | None = None
 
     @classmethod
     def from_frames(cls, frames: Frames, clock_before: float = -np.inf) -> TcpColumns:
@@ -55,11 +61,24 @@ class TcpColumns:
 
     def select(self, rows: np.ndarray) -> TcpColumns:
         rows = row_numbers(rows)
-        return TcpColumns(*(getattr(self, f.name)[rows] for f in fields(self)))
+        return TcpColumns(*(None if (c := getattr(self, f.name)) is None else c[rows] for f in fields(self)))
+
+    def counts(self) -> np.ndarray:
+        """How many segments each row stands for."""
+        return np.ones(len(self), np.int64) if self.count is None else self.count
+
+    def retransmissions(self) -> np.ndarray:
+        """How many retransmissions each row adds beyond its own."""
+        return np.zeros(len(self), np.int64) if self.again is None else self.again
 
     @staticmethod
     def concat(parts: Sequence[TcpColumns]) -> TcpColumns:
-        return TcpColumns(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(TcpColumns)))
+        summarised = any(p.count is not None for p in parts)
+        columns = [np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(TcpColumns)[:-2]]
+        if summarised:
+            columns += [np.concatenate([p.counts() for p in parts]),
+                        np.concatenate([p.retransmissions() for p in parts])]
+        return TcpColumns(*columns)
 
 
 def row_numbers(rows: np.ndarray) -> np.ndarray:

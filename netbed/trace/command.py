@@ -28,6 +28,7 @@ from .stream import StreamStats, stream_connections
 __all__ = ["run"]
 
 PROGRESS_AFTER_SECONDS = 1.0
+PROCESSES_VARIABLE = "NETBED_TRACE_PROCESSES"
 # glibc's mallopt parameters (malloc.h) and the values used: see _reuse_freed_memory.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 KEEP_FREED_BYTES = 128 << 20
@@ -91,6 +92,15 @@ class _Progress:
             self.bar.stop()
 
 
+def processes() -> int:
+    """Two processes (one reads and decodes, one classifies) when this process may use two CPUs or
+    more; ``NETBED_TRACE_PROCESSES=1`` keeps it to one (with a reader thread)."""
+    wanted = os.environ.get(PROCESSES_VARIABLE, "")
+    if wanted.isdigit() and int(wanted) >= 1:
+        return min(int(wanted), 2)
+    return 2 if len(os.sched_getaffinity(0)) >= 2 else 1
+
+
 def run(capture: str | os.PathLike[str], as_json: bool = False, out: TextIO | None = None,
         err: TextIO | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
     """Print the capture's connections (``-`` reads standard input); bad input raises NetbedError."""
@@ -117,7 +127,7 @@ def run(capture: str | os.PathLike[str], as_json: bool = False, out: TextIO | No
     try:
         # the head waits for the first connection (or the end): an empty or foreign file is one line
         # on stderr and nothing on stdout, never a table head or half a JSON document
-        for table in stream_connections(name, chunk_bytes, on_chunk):
+        for table in stream_connections(name, chunk_bytes, on_chunk, processes()):
             out.write(head)
             head = ""
             if as_json:

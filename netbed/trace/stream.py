@@ -15,20 +15,22 @@ still open or recently closed -- not the capture.
 from __future__ import annotations
 
 import os
-import queue
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable
 
 import numpy as np
 
 from .classify import analyse
 from .columns import ConnectionTable, TcpColumns
 from .constants import CLOSED_QUIET_SECONDS, OPEN_QUIET_SECONDS
-from .pcap import DEFAULT_CHUNK_BYTES, CaptureStream
+from .pcap import DEFAULT_CHUNK_BYTES
+from .reader import ForkedReader, InProcessReader
+from .summary import summarise
 
 __all__ = ["ConnectionTracker", "StreamStats", "stream_connections"]
+
+SUMMARISE_AFTER_ROWS = 4096  # a carried connection with more rows than this is summarised (summary.py)
 
 
 class _Block:
@@ -64,7 +66,8 @@ class _Block:
 class ConnectionTracker:
     """Feed it the TCP segments of a capture in order, chunk by chunk; it returns final connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, summarise_after: int = SUMMARISE_AFTER_ROWS) -> None:
+        self.summarise_after = summarise_after
         self.clock = -np.inf
         self.blocks: list[_Block] = []  # segments of carried connections
         self.table = ConnectionTable.empty()  # carried connections
@@ -74,6 +77,11 @@ class ConnectionTracker:
     @property
     def open_connections(self) -> int:
         return len(self.ids)
+
+    @property
+    def carried_rows(self) -> int:
+        """Rows of segments (or summaries of them) kept for the connections still open."""
+        return sum(block.count for block in self.blocks)
 
     def _classify(self, segs: TcpColumns) -> tuple[ConnectionTable, np.ndarray, np.ndarray]:
         """Classify ``segs``: the table, a fresh id per connection, the owning id of each segment."""
@@ -96,10 +104,11 @@ class ConnectionTracker:
                 self.blocks.append(block)
 
     def feed(self, t: TcpColumns, final: bool = False) -> ConnectionTable | None:
-        """Add the next segments (their ``clock`` continued from :attr:`clock`); return the connections
-        now final, in order of their first segment, or None."""
+        """Add the next segments (their ``clock`` continued from :attr:`clock`; in capture order, or
+        grouped by 4-tuple with capture order inside each); return the connections now final, in
+        order of their first segment, or None."""
         if len(t):
-            self.clock = max(self.clock, float(t.clock[-1]))
+            self.clock = max(self.clock, float(t.clock.max()))  # rows may come grouped by 4-tuple
         # The new segments are classified on their own first. Connections never span 4-tuples, so
         # only the 4-tuples that also have a carried connection (usually a few hundred at a chunk
         # boundary) are classified again, their carried segments together with their new ones.
@@ -141,8 +150,39 @@ class ConnectionTracker:
                     block.forget(rows)
             self.blocks = [b for b in self.blocks if b.count]
         self.table, self.ids = table.select(~done), ids[~done]
+        self._summarise_long()
         out = table.select(done)
         return out.select(np.argsort(out.first_frame, kind="stable")) if len(out) else None
+
+
+    def _summarise_long(self) -> None:
+        """Replace the carried rows of each long connection by its summary (bounded per connection).
+
+        Only a connection alone on its 4-tuple among the carried ones: a connection's rows then
+        stay in capture order relative to the 4-tuple's other rows whatever block holds them.
+        """
+        big = self.table.segments >= self.summarise_after
+        if not big.any():
+            return
+        keys, seen = np.unique(self.table.key, return_counts=True)
+        alone = seen[np.searchsorted(keys, self.table.key)] == 1
+        wanted = self.ids[big & alone]
+        for block in list(self.blocks):
+            rows = block.rows_of(wanted)
+            if rows is None:
+                continue
+            owners = block.owner[rows]
+            ids, counts = np.unique(owners, return_counts=True)
+            for conn, count in zip(ids.tolist(), counts.tolist()):
+                if count < self.summarise_after:
+                    continue
+                mine = rows & (block.owner == conn)
+                summary = summarise(block.segments.select(mine), self.table.select(self.ids == conn))
+                if summary is None:
+                    continue
+                block.forget(mine)
+                self.blocks.append(_Block(summary, np.full(len(summary), conn, np.int64), conn, conn))
+        self.blocks = [b for b in self.blocks if b.count]
 
 
 @dataclass
@@ -159,21 +199,23 @@ class StreamStats:
 
 
 def stream_connections(path: str | os.PathLike[str], chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                       on_chunk: Callable[[StreamStats], None] | None = None) -> Iterator[ConnectionTable]:
+                       on_chunk: Callable[[StreamStats], None] | None = None,
+                       processes: int = 1) -> Iterator[ConnectionTable]:
     """Read and classify a capture chunk by chunk, yielding tables of connections as they become final.
 
     ``on_chunk`` sees the running :class:`StreamStats` after every chunk; once the iteration is over,
     the stats' ``warnings`` are complete (they include one about frames cut by the snap length).
+    ``processes=2`` reads and decodes in a second process (``reader.py``); the results are the same.
     """
     stats = StreamStats()
-    capture = CaptureStream(path, chunk_bytes)
+    source = ForkedReader(os.fspath(path), chunk_bytes) if processes > 1 else \
+        InProcessReader(os.fspath(path), chunk_bytes)
     tracker = ConnectionTracker()
-    for frames in read_ahead(capture):
-        t = TcpColumns.from_frames(frames, tracker.clock)
-        stats.cut_frames += int(np.count_nonzero(frames.caplen < frames.wirelen))
-        stats.frames = capture.frames
-        out = tracker.feed(t)
-        stats.bytes_read, stats.total_bytes = capture.bytes_read, capture.total_bytes
+    for chunk in source:
+        stats.cut_frames += chunk.cut_frames
+        stats.frames = chunk.frames
+        out = tracker.feed(chunk.segments)
+        stats.bytes_read, stats.total_bytes = chunk.bytes_read, chunk.total_bytes
         stats.open_connections = tracker.open_connections
         if out is not None:
             stats.connections += len(out)
@@ -181,8 +223,7 @@ def stream_connections(path: str | os.PathLike[str], chunk_bytes: int = DEFAULT_
         if on_chunk is not None:
             on_chunk(stats)
     out = tracker.feed(_no_segments(), final=True)
-    stats.bytes_read = capture.bytes_read
-    stats.warnings = list(capture.warnings)
+    stats.warnings = list(source.warnings)
     if stats.cut_frames:
         stats.warnings.append(cut_warning(stats.cut_frames))
     if out is not None:
@@ -191,43 +232,6 @@ def stream_connections(path: str | os.PathLike[str], chunk_bytes: int = DEFAULT_
     stats.open_connections = 0
     if on_chunk is not None:
         on_chunk(stats)
-
-
-T = TypeVar("T")
-
-
-class _Failed:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-def read_ahead(items: Iterable[T]) -> Iterator[T]:
-    """The items of ``items``, produced one ahead in a thread.
-
-    Why: reading and decoding the next chunk and classifying this one are about equal work, and
-    NumPy lets go of the interpreter lock in its copies, gathers and sorts, so on a second core the
-    two overlap. One chunk ahead at most: memory grows by one chunk, not more.
-    """
-    ahead: queue.Queue[object] = queue.Queue(maxsize=1)
-    done = object()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                ahead.put(item)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            ahead.put(_Failed(exc))
-        else:
-            ahead.put(done)
-
-    threading.Thread(target=produce, name="netbed-trace-reader", daemon=True).start()
-    while True:
-        item = ahead.get()
-        if item is done:
-            return
-        if isinstance(item, _Failed):
-            raise item.error
-        yield item  # type: ignore[misc]
 
 
 def _member(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
