@@ -388,10 +388,12 @@ else
     die "a libvirtd this run did not start is running: stop it or run where systemd manages libvirt"
   fi
   # a network namespace held by one sleeping process; slirp4netns is its only way out
-  unshare --net sleep infinity &
+  # Each in a session of its own (setsid execs, so $! stays the process's own pid): a Ctrl-C in the
+  # terminal reaches the script and vagrant, not the daemons the teardown still needs.
+  setsid unshare --net sleep infinity &
   holder_pid=$!
   sleep 0.5
-  slirp4netns --configure --mtu=65520 --disable-host-loopback "$holder_pid" tap0 >"$work/slirp4netns.log" 2>&1 &
+  setsid slirp4netns --configure --mtu=65520 --disable-host-loopback "$holder_pid" tap0 >"$work/slirp4netns.log" 2>&1 &
   slirp_pid=$!
   tap_up() { [[ $(in_ns ip -o -4 addr show tap0 2>/dev/null) == *inet* ]]; }
   for _ in $(seq 50); do tap_up && break; sleep 0.2; done
@@ -399,9 +401,9 @@ else
   in_ns ip link set lo up
   files_before=$(own_files)
   # nsenter execs the daemon: $! is the daemon's own pid (a shell function behind `&` would be a subshell)
-  nsenter --net="/proc/$holder_pid/ns/net" virtlogd >"$work/virtlogd.log" 2>&1 &
+  setsid nsenter --net="/proc/$holder_pid/ns/net" virtlogd >"$work/virtlogd.log" 2>&1 &
   virtlogd_pid=$!
-  nsenter --net="/proc/$holder_pid/ns/net" libvirtd >"$work/libvirtd.log" 2>&1 &
+  setsid nsenter --net="/proc/$holder_pid/ns/net" libvirtd >"$work/libvirtd.log" 2>&1 &
   libvirtd_pid=$!
   for _ in $(seq 100); do "${virsh[@]}" version >/dev/null 2>&1 && break; sleep 0.2; done
   "${virsh[@]}" version >/dev/null 2>&1 || die "libvirtd did not answer ($(tail -3 "$work/libvirtd.log"))"
