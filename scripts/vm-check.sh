@@ -325,12 +325,13 @@ vagrant_env=(env VAGRANT_HOME="$VAGRANT_HOME" VAGRANT_DOTFILE_PATH="$work/dot-va
 vagrant_in() { (cd "$work/netbed" && in_ns "${vagrant_env[@]}" vagrant "$@"); }
 
 vm_started=0
+pool_defined=0
 state_before=""
 files_before=""
 cleanup() {
   local rc=$?
   set +e
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM ERR
   if [ "$vm_started" = 1 ]; then
     phase "destroy"
     vagrant_in destroy -f >"$results/vagrant-destroy.log" 2>&1 || log "vagrant destroy failed (see vagrant-destroy.log)"
@@ -351,6 +352,13 @@ cleanup() {
               "${virsh[@]}" pool-destroy "$name" >/dev/null 2>&1; "${virsh[@]}" pool-undefine "$name" >/dev/null 2>&1 ;;
       esac
     done <<<"$new"
+    if [ "$pool_defined" = 1 ] && grep -qx "$pool" <<<"$("${virsh[@]}" pool-list --all --name 2>/dev/null)"; then
+      log "removing the pool $pool this run made"
+      for vol in $("${virsh[@]}" vol-list "$pool" 2>/dev/null | awk '{print $1}'); do
+        "${virsh[@]}" vol-delete --pool "$pool" "$vol" >/dev/null 2>&1
+      done
+      "${virsh[@]}" pool-destroy "$pool" >/dev/null 2>&1; "${virsh[@]}" pool-undefine "$pool" >/dev/null 2>&1
+    fi
     rm -rf "$pool_dir"
   fi
   # the daemons and the namespace this run started, by their process ids
@@ -414,6 +422,7 @@ state_before=$(libvirt_state)
 grep -qx "$pool" <<<"$("${virsh[@]}" pool-list --all --name)" && die "a libvirt storage pool '$pool' exists already: remove it (virsh pool-undefine $pool)"
 mkdir -p "$pool_dir"
 "${virsh[@]}" pool-define-as "$pool" dir --target "$pool_dir" >/dev/null
+pool_defined=1
 "${virsh[@]}" pool-start "$pool" >/dev/null
 
 # -- the VM: a clone of this checkout's commit, the project's own Vagrantfile ---------------------------
