@@ -313,7 +313,8 @@ own_files() { find /var/lib/libvirt/dnsmasq /var/log/libvirt/qemu -maxdepth 1 -t
 libvirt_state() {
   { "${virsh[@]}" list --all --name | sed 's/^/domain /'
     "${virsh[@]}" net-list --all --name | sed 's/^/network /'
-    "${virsh[@]}" pool-list --all --name | sed 's/^/pool /'; } 2>/dev/null | grep -v ' $' | sort
+    "${virsh[@]}" pool-list --all --name | sed 's/^/pool /'; } 2>/dev/null |
+    sed 's/[[:space:]]*$//' | grep -v -e '^domain$' -e '^network$' -e '^pool$' | sort  # virsh pads names
 }
 in_ns() {  # a command in the namespace libvirt's networks live in
   if [ -n "$holder_pid" ]; then nsenter --net="/proc/$holder_pid/ns/net" "$@"; else "$@"; fi
@@ -352,7 +353,7 @@ cleanup() {
               "${virsh[@]}" pool-destroy "$name" >/dev/null 2>&1; "${virsh[@]}" pool-undefine "$name" >/dev/null 2>&1 ;;
       esac
     done <<<"$new"
-    if [ "$pool_defined" = 1 ] && grep -qx "$pool" <<<"$("${virsh[@]}" pool-list --all --name 2>/dev/null)"; then
+    if [ "$pool_defined" = 1 ] && grep -qx "pool $pool" <<<"$(libvirt_state)"; then
       log "removing the pool $pool this run made"
       for vol in $("${virsh[@]}" vol-list "$pool" 2>/dev/null | awk '{print $1}'); do
         "${virsh[@]}" vol-delete --pool "$pool" "$vol" >/dev/null 2>&1
@@ -419,7 +420,7 @@ else
 fi
 state_before=$(libvirt_state)
 # a storage pool of this run's own: the box's volume and the VM's disk, removed at the end
-grep -qx "$pool" <<<"$("${virsh[@]}" pool-list --all --name)" && die "a libvirt storage pool '$pool' exists already: remove it (virsh pool-undefine $pool)"
+grep -qx "pool $pool" <<<"$(libvirt_state)" && die "a libvirt storage pool '$pool' exists already: remove it (virsh pool-undefine $pool)"
 mkdir -p "$pool_dir"
 "${virsh[@]}" pool-define-as "$pool" dir --target "$pool_dir" >/dev/null
 pool_defined=1
