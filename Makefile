@@ -7,7 +7,7 @@ PYTEST := $(VENV)/bin/python -m pytest
 # other tests check is left as they found it, so they run alone, in `make test-cluster`.
 PYTEST_ARGS ?= -n 2 -m "not cluster"
 
-.PHONY: setup demo test test-pure test-cluster lint bench clean-runs container-check
+.PHONY: setup demo test test-pure test-cluster lint bench clean-runs container-check vm-check
 
 # Idempotent: installs only what is missing (system packages, the venv, the project in it).
 setup:
@@ -43,3 +43,9 @@ clean-runs:
 # also shows the one line a container without --privileged gets. docs/container.md has the figures.
 container-check:
 	@bash scripts/container-check.sh $(CONTAINER_CHECK_ARGS)
+
+# The Vagrant lab proven in a real VM (not part of `make test`): a Debian box built with debootstrap when
+# none is cached, the Vagrantfile brought up with libvirt, `make test` and `make demo` inside with Open
+# vSwitch and netem, results copied out, the VM destroyed. VM_CHECK_ARGS=--no-demo; docs/vm.md.
+vm-check:
+	@bash scripts/vm-check.sh $(VM_CHECK_ARGS)

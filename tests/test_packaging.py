@@ -58,10 +58,10 @@ puts JSON.generate(LOG)
 """
 
 
-@pytest.fixture(scope="module")
-def vagrant_config() -> dict:
+def _evaluate_vagrantfile(**netbed_env: str) -> dict:
     ruby = _need("ruby", "cannot evaluate the Vagrantfile (apt-get install ruby)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETBED_")}  # the defaults
+    env.update(netbed_env)
     out = subprocess.run([ruby, "-e", _VAGRANT_RECORDER, str(VAGRANTFILE)], capture_output=True, text=True,
                          env=env, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -70,6 +70,11 @@ def vagrant_config() -> dict:
         "settings": {e["path"]: e["value"] for e in log if "value" in e},
         "calls": [e for e in log if "args" in e],
     }
+
+
+@pytest.fixture(scope="module")
+def vagrant_config() -> dict:
+    return _evaluate_vagrantfile()
 
 
 def _calls(config: dict, path: str) -> list[dict]:
@@ -105,6 +110,16 @@ def test_vagrant_lab_provisions_with_the_install_script_and_its_ovs_and_netem_ex
     assert INSTALL.is_file()
     script = INSTALL.read_text()
     assert "NETBED_WITH_OVS" in script and "NETBED_WITH_NETEM" in script
+
+
+def test_vagrant_lab_runs_without_kvm_when_asked_and_keeps_libvirts_cpu_default(vagrant_config):
+    """Where KVM is missing the libvirt provider takes QEMU's software emulation on request; by default it
+    sets neither driver nor CPU mode, so libvirt's own defaults (KVM, host-model: SSE4.2) hold."""
+    defaults = vagrant_config["settings"]
+    assert "vm.provider.libvirt.driver" not in defaults and "vm.provider.libvirt.cpu_mode" not in defaults
+    settings = _evaluate_vagrantfile(NETBED_VM_DRIVER="qemu", NETBED_VM_CPU_MODE="host-passthrough")["settings"]
+    assert settings["vm.provider.libvirt.driver"] == "qemu"
+    assert settings["vm.provider.libvirt.cpu_mode"] == "host-passthrough"
 
 
 def test_vagrant_lab_mounts_the_repository_at_vagrant_without_the_hosts_venv(vagrant_config):
