@@ -191,3 +191,43 @@ def test_the_clock_offset_is_read_between_two_close_monotonic_reads():
 
     offsets = [wall_minus_monotonic() for _ in range(5)]
     assert max(offsets) - min(offsets) < 0.001, offsets  # a preempted read would be off by a scheduler tick
+
+
+@pytest.mark.netbed
+@pytest.mark.parametrize("broken", ["tcp_probe", "inet_sock_set_state"])  # the second: the sabotage
+def test_a_kernel_without_the_probes_fields_keeps_the_state_changes(tmp_path, monkeypatch, broken):
+    """Linux before 6.10 has no `skaddr` in tcp:tcp_probe (Debian 12's 6.1, the Vagrant lab's kernels):
+    bpftrace refuses the whole program. The tracer then runs the state changes alone and says why the
+    congestion state is missing — the states still come from the kernel, not from the ss sampler.
+    Here a field this kernel lacks is put into the probe, as an older kernel would see it."""
+    from netbed.capture import states
+    from netbed.network import rtnl
+
+    program = states.SCRIPT.read_text()
+    start = program.index(f"tracepoint:{'tcp:tcp_probe' if broken == 'tcp_probe' else 'sock:inet_sock_set_state'}")
+    anchor = program.index("$sk = (struct sock *)args->skaddr;", start)
+    older = tmp_path / "older.bt"
+    older.write_text(program[:anchor] + "$x = args->no_such_field;\n  " + program[anchor:])
+    monkeypatch.setattr(states, "SCRIPT", older)
+    (fd,) = rtnl.new_namespaces(1)
+    tracer = states.StateTracer(tmp_path).start()
+    try:
+        ready = tracer.wait_ready()
+        if broken == "inet_sock_set_state":  # the state changes themselves cannot be traced: no quiet fallback
+            assert not ready and tracer.facts()["source"] == "unavailable" and "no_such_field" in tracer.error
+            return
+        assert ready, tracer.error
+        tracer.trace([fd])
+        loopback_transfer(fd)
+        tracer.forget([fd])
+        tracer.stop()
+    finally:
+        tracer.stop()
+        os.close(fd)
+    facts = tracer.facts()
+    assert facts["source"] == "bpftrace" and facts["error"] is None, facts
+    assert facts["congestion_error"].startswith("tcp:tcp_probe not traced on this kernel: ")
+    assert "no_such_field" in facts["congestion_error"], facts
+    lines = (tmp_path / "states.txt").read_text().splitlines()
+    assert any(line.startswith("S ") and line.split()[-1] == "1" for line in lines)  # ESTABLISHED, from the kernel
+    assert not any(line.startswith(("P ", "R ")) for line in lines)

@@ -56,6 +56,8 @@ class StateTracer:
         self.proc: subprocess.Popen | None = None
         self.source = "bpftrace"
         self.error = ""
+        self.script = SCRIPT
+        self.congestion_error = ""  # why tcp_probe/tcp_retransmit_skb are not traced, on an older kernel
         # bpftrace stamps events with CLOCK_MONOTONIC; pcaps use the wall clock
         self.clock_offset = wall_minus_monotonic()
 
@@ -66,7 +68,8 @@ class StateTracer:
             return self
         self._log = open(self.path, "w")
         self._owner = os.getpid()
-        argv = (DIE_WITH_OWNER if self.die_with_owner else []) + ["unshare", "-m", "sh", "-c", _LAUNCH, str(SCRIPT)]
+        argv = (DIE_WITH_OWNER if self.die_with_owner else []) + ["unshare", "-m", "sh", "-c", _LAUNCH,
+                                                                  str(self.script)]
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                      start_new_session=True, env={**os.environ, **self.env} if self.env else None)
         return self
@@ -90,7 +93,21 @@ class StateTracer:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
-        self.error = (self._stop() or "bpftrace did not start").strip().splitlines()[-1]
+        said = (self._stop() or "bpftrace did not start").strip().splitlines()
+        # bpftrace names each probe it refuses on a line of its own ("FILE:LINE: ERROR: … type
+        # 'struct _tracepoint_tcp_tcp_probe' …"); its RLIMIT_MEMLOCK line is a warning, whatever it says
+        errors = [line.strip() for line in said if "ERROR" in line and "RLIMIT_MEMLOCK" not in line]
+        error = errors[0] if errors else said[-1].strip()
+        if self.script == SCRIPT and errors and all(any(p in e for p in CONGESTION_PROBES) for e in errors):
+            # A kernel older than the program's tcp_probe (its skaddr field came with Linux 6.10;
+            # Debian 12's 6.1 and Ubuntu 24.04's 6.8 lack it): keep the state changes, say why the
+            # congestion state is missing, instead of losing the whole kernel view to the ss sampler.
+            self.congestion_error = error
+            self.script = self.path.with_name("states-only.bt")
+            self.script.write_text(states_only_program(SCRIPT.read_text()))
+            self.start()
+            return self.wait_ready()
+        self.error = error
         self.source = "unavailable"
         return False
 
@@ -182,8 +199,35 @@ class StateTracer:
         self.stop()
 
     def facts(self) -> dict:
-        return {"source": self.source, "file": LOG if self.source == "bpftrace" else None,
-                "clock_offset": self.clock_offset, "error": self.error or None}
+        facts = {"source": self.source, "file": LOG if self.source == "bpftrace" else None,
+                 "clock_offset": self.clock_offset, "error": self.error or None}
+        if self.congestion_error:
+            facts["congestion_error"] = f"tcp:tcp_probe not traced on this kernel: {self.congestion_error}"
+        return facts
+
+
+CONGESTION_PROBES = ("tcp_probe", "tcp_retransmit_skb")
+
+
+def states_only_program(program: str) -> str:
+    """The program without its tcp_probe and tcp_retransmit_skb probes (state changes only).
+
+    A probe is its `tracepoint:tcp:NAME {` line through the brace that closes it; the state-change
+    probe and the namespace registration (which the probes removed were the only readers of) stay.
+    """
+    out: list[str] = []
+    depth = 0
+    skipping = False
+    for line in program.splitlines(keepends=True):
+        if not skipping and any(line.startswith(f"tracepoint:tcp:{p}") for p in CONGESTION_PROBES):
+            skipping, depth = True, 0
+        if skipping:
+            depth += line.count("{") - line.count("}")
+            if depth <= 0 and "}" in line:
+                skipping = False
+            continue
+        out.append(line)
+    return "".join(out)
 
 
 OFFSET_SAMPLES = 50
