@@ -99,9 +99,10 @@ class StateTracer:
         errors = [line.strip() for line in said if "ERROR" in line and "RLIMIT_MEMLOCK" not in line]
         error = errors[0] if errors else said[-1].strip()
         if self.script == SCRIPT and errors and all(any(p in e for p in CONGESTION_PROBES) for e in errors):
-            # A kernel older than the program's tcp_probe (its skaddr field came with Linux 6.10;
-            # Debian 12's 6.1 and Ubuntu 24.04's 6.8 lack it): keep the state changes, say why the
-            # congestion state is missing, instead of losing the whole kernel view to the ss sampler.
+            # A kernel whose tcp_probe lacks a field the program reads (its `skaddr` is a recent
+            # addition to that tracepoint; older kernels such as the Vagrant lab's may not have it):
+            # keep the state changes and say why the congestion state is missing, instead of losing
+            # the whole kernel view to the ss sampler.
             self.congestion_error = error
             self.script = self.path.with_name("states-only.bt")
             self.script.write_text(states_only_program(SCRIPT.read_text()))
