@@ -64,7 +64,10 @@ def test_calibration_measures_the_workload_against_the_reference(fresh_pace):
 
 # A CPU that runs a tenth of the time, as a slow emulated one: the child is stopped and continued by turns
 RUN_SLICE, STOP_SLICE = 0.004, 0.036  # s
-SLOW_ENOUGH = 3.0  # a tenth of the CPU measures as at least this slow (about 10 unloaded; the slices are coarse)
+# A tenth of the CPU measures about 7-10 on a quiet machine; under the suite's own load the parent's 4 ms
+# sleeps overrun and the child runs longer slices (2.28 measured once in a full `make test`); an
+# unthrottled child measures 1.0-1.1, so 2 still tells the two apart.
+SLOW_ENOUGH = 2.0
 
 
 def test_a_cpu_that_runs_a_tenth_of_the_time_is_measured_slow(fresh_pace):
