@@ -60,8 +60,9 @@ def test_cluster_up_status_down_leaves_nothing():
     assert netbed("cluster", "status").returncode == 0  # nothing up, nothing dead
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def three_servers():
+    """Three emulated servers for one test module (their addresses, as `--cluster` takes them), taken down
+    after the module's last test and checked to leave nothing behind."""
     up = netbed("cluster", "up", "3")
     assert up.returncode == 0, up.stderr
     try:
@@ -69,6 +70,9 @@ def cluster():
     finally:
         netbed("cluster", "down")
         assert emulated_leftovers() == []
+
+
+cluster = pytest.fixture(scope="module", name="cluster")(three_servers)
 
 
 def server_state(servers: str) -> dict[str, str]:

@@ -14,22 +14,14 @@ from pathlib import Path
 import pytest
 from conftest import NETBED, REPO, netbed
 from test_claims_live import class_folder, doc_table_rows, table_rows
-from test_cluster_live import emulated_leftovers, server_state, ssh
+from test_cluster_live import server_state, ssh, three_servers
 
 pytestmark = [pytest.mark.netbed, pytest.mark.cluster]  # run alone: make test-cluster
 
 LINUXROUTER = "from mininet.examples.linuxrouter import NetworkTopo\ntopos = {'linuxrouter': NetworkTopo}\n"
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    up = netbed("cluster", "up", "3")
-    assert up.returncode == 0, up.stderr
-    try:
-        yield up.stdout.strip()
-    finally:
-        netbed("cluster", "down")
-        assert emulated_leftovers() == []
+cluster = pytest.fixture(scope="module", name="cluster")(three_servers)  # this module's own three servers
 
 
 @pytest.fixture
